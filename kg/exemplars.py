@@ -1,0 +1,93 @@
+"""Learn relation-path exemplars from QA data: each question, its entity masked, labelled with the relation
+path that leads from its topic entity to its gold answers in the KG.
+
+    python -m kg.exemplars --kb kb.tsv --questions 1hop.jsonl 2hop.jsonl --out kg/resources/relation_paths.jsonl
+
+The KG retriever scores paths by similarity to these exemplars. Questions need `topic_entity` (else the top
+linked entity is used) and `answers`; the number of hops is tried from 1 up to `--max-hops`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from indexes.readers import read_triples
+from kg.graph import KnowledgeGraph
+from kg.linking import EntityLinker
+from kg.paths import best_path_for_answers
+from kg.retrieval import mask_mention
+
+
+def label_question(graph: KnowledgeGraph, linker: EntityLinker, record: dict, max_hops: int) -> dict | None:
+    topic = record.get("topic_entity")
+    mention = topic
+    if topic is None or topic not in graph.entity_ids:
+        links = linker.link(record["question"])
+        if not links:
+            return None
+        topic, mention = links[0].name, links[0].mention
+    answers = {graph.entity_ids[a] for a in record["answers"] if a in graph.entity_ids}
+    if not answers:
+        return None
+    start = graph.entity_ids[topic]
+    hops = [int(record["hops"])] if record.get("hops") else range(1, max_hops + 1)
+    best = (None, 0.0)
+    for hop in hops:
+        path, f1 = best_path_for_answers(graph, start, answers, hops=hop)
+        if path is not None and f1 > best[1]:
+            best = (path, f1)
+    path, f1 = best
+    if path is None or f1 < 0.5:
+        return None
+    return {
+        "question": mask_mention(record["question"], mention),
+        "path": [[relation, inverse] for relation, inverse in path],
+        "f1": round(f1, 3),
+        "source": record.get("id", ""),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kg.exemplars", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kb", required=True, nargs="+")
+    parser.add_argument("--questions", required=True, nargs="+", help="JSONL; a file name containing 'Nhop' fixes N")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--max-hops", type=int, default=3)
+    parser.add_argument("--every", type=int, default=1, help="use every N-th question (keep the rest for evaluation)")
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--append", action="store_true")
+    args = parser.parse_args(argv)
+
+    graph = KnowledgeGraph.from_triples(t for path in args.kb for t in read_triples(path))
+    linker = EntityLinker(graph)
+    rows, seen, total = [], set(), 0
+    for path in args.questions:
+        records = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        name = Path(path).name.lower()
+        fixed_hops = next((n for n in (1, 2, 3) if f"{n}hop" in name or f"{n}h" in name.replace("-", "")), None)
+        for record in tqdm(records[args.offset :: args.every], desc=Path(path).name):
+            total += 1
+            if fixed_hops and "hops" not in record:
+                record["hops"] = fixed_hops
+            row = label_question(graph, linker, record, args.max_hops)
+            if row is None:
+                continue
+            key = (row["question"].lower(), json.dumps(row["path"]))
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+    mode = "a" if args.append else "w"
+    with open(args.out, mode, encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"labelled {len(rows)} exemplars from {total} questions -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

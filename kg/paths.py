@@ -1,0 +1,103 @@
+"""Relation paths: following them through the graph and finding the one that explains a gold answer set.
+
+A path is a tuple of steps `(relation, inverse)`; `inverse=True` walks from tail to head.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from kg.graph import KnowledgeGraph
+
+Step = tuple[str, bool]
+Path = tuple[Step, ...]
+
+# Frontiers past this size are cut: a path through a hub ("English", "Drama") says little about the answer.
+MAX_FRONTIER = 3000
+
+
+def path_to_text(path: Path) -> str:
+    return " -> ".join(f"{'~' if inverse else ''}{relation}" for relation, inverse in path)
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """Entities a path reaches from a start entity, each with how many routes reach it, and the triple rows used."""
+
+    counts: Counter
+    rows: list[np.ndarray]
+
+
+def follow(graph: KnowledgeGraph, start: int, path: Path) -> PathResult:
+    rel_ids = {name: i for i, name in enumerate(graph.relations)}
+    frontier: Counter = Counter({start: 1})
+    used_rows: list[np.ndarray] = []
+    for relation, inverse in path:
+        relation_id = rel_ids.get(relation)
+        if relation_id is None:
+            return PathResult(Counter(), used_rows)
+        reached: Counter = Counter()
+        step_rows = []
+        for entity, routes in list(frontier.items())[:MAX_FRONTIER]:
+            rows = graph.rows_between(entity, relation_id, inverse=inverse)
+            if len(rows):
+                step_rows.append(rows)
+                for target in graph.triples[rows, 0 if inverse else 2]:
+                    reached[int(target)] += routes
+        used_rows.append(np.concatenate(step_rows) if step_rows else np.zeros(0, dtype=np.int64))
+        frontier = reached
+        if not frontier:
+            break
+    return PathResult(frontier, used_rows)
+
+
+def answer_entities(graph: KnowledgeGraph, start: int, path: Path) -> list[int]:
+    """Entities the path reaches, most routes first; the start entity itself is never its own answer."""
+    result = follow(graph, start, path)
+    ranked = sorted((e for e in result.counts if e != start), key=lambda e: (-result.counts[e], graph.entities[e]))
+    return ranked
+
+
+def enumerate_paths(graph: KnowledgeGraph, start: int, max_hops: int, *, max_paths: int = 400) -> list[Path]:
+    """All relation paths up to `max_hops` that exist from `start` (breadth first, bounded)."""
+    paths: list[Path] = []
+    layer: list[tuple[Path, set[int]]] = [((), {start})]
+    for _ in range(max_hops):
+        next_layer = []
+        for path, frontier in layer:
+            steps: dict[Step, set[int]] = {}
+            for entity in list(frontier)[:200]:
+                for relation_id, inverse, _count in graph.relations_at(entity):
+                    step = (graph.relations[relation_id], inverse)
+                    reached = steps.setdefault(step, set())
+                    reached.update(int(e) for e in graph.hop(entity, relation_id, inverse=inverse))
+            for step, reached in steps.items():
+                new_path = path + (step,)
+                paths.append(new_path)
+                next_layer.append((new_path, reached))
+                if len(paths) >= max_paths:
+                    return paths
+        layer = next_layer
+    return paths
+
+
+def best_path_for_answers(
+    graph: KnowledgeGraph, start: int, answers: set[int], *, hops: int
+) -> tuple[Path | None, float]:
+    """The path of exactly `hops` steps whose reached set best matches `answers` (F1), for labelling questions."""
+    best: tuple[Path | None, float] = (None, 0.0)
+    for path in enumerate_paths(graph, start, hops, max_paths=2000):
+        if len(path) != hops:
+            continue
+        reached = set(answer_entities(graph, start, path))
+        hit = len(reached & answers)
+        if not hit:
+            continue
+        precision, recall = hit / len(reached), hit / len(answers)
+        f1 = 2 * precision * recall / (precision + recall)
+        if f1 > best[1]:
+            best = (path, f1)
+    return best

@@ -1,0 +1,223 @@
+"""KG subgraph retrieval: link the question's entities, score relation paths against the question, follow the
+best one to candidate answers, and return a bounded, scored subgraph for the reader.
+
+Relation paths are scored two ways and the better is kept:
+- against *exemplars*: questions (entity masked) labelled with the relation path that answers them, shipped
+  in `kg/resources/relation_paths.jsonl` (learned from the dev sets; see `python -m kg.exemplars`);
+- against the relation names themselves, so any user KG gets a sensible 1-hop retriever with no exemplars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kg.graph import KnowledgeGraph
+from kg.linking import EntityLinker, LinkerConfig
+from kg.paths import Path, answer_entities, follow, path_to_text
+from kg.types import LinkedEntity, RelationPath, ScoredTriple, Subgraph, Triple
+from rag.errors import InputError
+
+if TYPE_CHECKING:
+    from indexes.embedder import Embedder
+
+MASK = "E"
+
+
+@dataclass(frozen=True)
+class KGRetrieverConfig:
+    max_triples: int = 50
+    max_hops: int = 3
+    max_entities: int = 3
+    max_candidates: int = 30
+    # Softmax temperature over path similarities: cosine gaps of a few hundredths are meaningful.
+    temperature: float = 0.05
+    use_exemplars: bool = True
+    linker: LinkerConfig = field(default_factory=LinkerConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_triples <= 0:
+            raise InputError(f"max_triples must be greater than 0, got {self.max_triples}")
+        if not 1 <= self.max_hops <= 3:
+            raise InputError(f"max_hops must be 1, 2 or 3, got {self.max_hops}")
+
+
+def mask_mention(question: str, mention: str) -> str:
+    index = question.lower().find(mention.lower())
+    if index < 0:
+        return question
+    return f"{question[:index]}{MASK}{question[index + len(mention):]}"
+
+
+def relation_text(relation: str, inverse: bool) -> str:
+    words = relation.replace("_", " ").replace("/", " ").replace(".", " ")
+    return f"{words} {MASK}" if inverse else f"{MASK} {words}"
+
+
+def load_exemplars() -> list[dict]:
+    text = resources.files("kg").joinpath("resources/relation_paths.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _cache_dir() -> FsPath:
+    return FsPath(os.environ.get("KGRAG_CACHE", "~/.cache/kgrag")).expanduser()
+
+
+class KGRetriever:
+    def __init__(self, graph: KnowledgeGraph, embedder: Embedder, config: KGRetrieverConfig | None = None) -> None:
+        self.graph = graph
+        self.embedder = embedder
+        self.config = config or KGRetrieverConfig()
+        self.linker = EntityLinker(graph, self.config.linker)
+        self._relation_vectors: dict[tuple[str, bool], np.ndarray] = {}
+        self._exemplar_paths: list[Path] = []
+        self._exemplar_vectors = np.zeros((0, 1), dtype=np.float32)
+        self._ready = False
+
+    def warm_up(self) -> None:
+        if self._ready:
+            return
+        keys = [(r, inv) for r in self.graph.relations for inv in (False, True)]
+        vectors = self.embedder.encode([relation_text(r, inv) for r, inv in keys])
+        self._relation_vectors = dict(zip(keys, vectors))
+        if self.config.use_exemplars:
+            self._load_exemplars()
+        self._ready = True
+
+    def _load_exemplars(self) -> None:
+        known = set(self.graph.relations)
+        rows = [
+            row for row in load_exemplars() if all(step[0] in known for step in row["path"]) and len(row["path"]) <= self.config.max_hops
+        ]
+        if not rows:
+            return
+        texts = [row["question"] for row in rows]
+        digest = hashlib.sha256(("\n".join(texts) + self.embedder.name).encode()).hexdigest()[:16]
+        cache = _cache_dir() / "exemplars" / f"{digest}.npy"
+        vectors = None
+        if cache.is_file():
+            vectors = np.load(cache, allow_pickle=False)
+            if vectors.shape[0] != len(rows):
+                vectors = None
+        if vectors is None:
+            vectors = self.embedder.encode(texts)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors, allow_pickle=False)
+            os.replace(tmp, cache)
+        self._exemplar_paths = [tuple((s[0], bool(s[1])) for s in row["path"]) for row in rows]
+        self._exemplar_vectors = vectors
+
+    def retrieve(self, question: str) -> Subgraph:
+        self.warm_up()
+        links = self.linker.link(question)
+        if not links:
+            return Subgraph()
+        # One softmax over every (entity, path) pair, with the link score as a prior: a weakly linked word
+        # ("film") with a single relation must not beat a well-linked name whose best path is a clear match.
+        logits: list[tuple[float, float, LinkedEntity, Path]] = []
+        for entity in links[: self.config.max_entities]:
+            entity_id = self.graph.entity_ids[entity.name]
+            query = self.embedder.encode([mask_mention(question, entity.mention)])[0]
+            for path, similarity in self._score_paths(query, entity_id).items():
+                logit = similarity / self.config.temperature + math.log(max(entity.score, 1e-6))
+                logits.append((logit, similarity, entity, path))
+        if not logits:
+            return Subgraph(entities=tuple(links))
+        top = max(item[0] for item in logits)
+        total = sum(math.exp(item[0] - top) for item in logits)
+        scored = sorted(
+            ((math.exp(logit - top) / total, similarity, entity, path) for logit, similarity, entity, path in logits),
+            key=lambda item: (-item[0], -item[1]),
+        )
+        return self._build_subgraph(links, scored)
+
+    def _score_paths(self, query: np.ndarray, entity_id: int) -> dict[Path, float]:
+        first_steps = {(self.graph.relations[r], inv) for r, inv, _ in self.graph.relations_at(entity_id)}
+        scores: dict[Path, float] = {}
+        for step in first_steps:
+            scores[(step,)] = float(self._relation_vectors[step] @ query)
+        if len(self._exemplar_paths):
+            similarities = self._exemplar_vectors @ query
+            per_path: dict[Path, float] = defaultdict(lambda: -1.0)
+            for path, similarity in zip(self._exemplar_paths, similarities):
+                if path[0] in first_steps:
+                    per_path[path] = max(per_path[path], float(similarity))
+            for path, similarity in per_path.items():
+                scores[path] = max(scores.get(path, -1.0), similarity)
+        return scores
+
+    def _build_subgraph(self, links: list[LinkedEntity], scored: list) -> Subgraph:
+        # The best-scoring path that reaches anything: a path that leads nowhere cannot be the question's.
+        for position, (confidence, _, entity, path) in enumerate(scored[:10]):
+            entity_id = self.graph.entity_ids[entity.name]
+            candidates = answer_entities(self.graph, entity_id, path)
+            if candidates:
+                break
+        scored = [scored[position]] + scored[:position] + scored[position + 1 :]
+        candidate_set = set(candidates[: self.config.max_candidates])
+        result = follow(self.graph, entity_id, path)
+        chosen_rows = self._rows_to(result.rows, candidate_set, entity_id, path)
+        triples: list[ScoredTriple] = []
+        seen: set[int] = set()
+        for row in chosen_rows:
+            if len(triples) >= self.config.max_triples:
+                break
+            triples.append(ScoredTriple(self.graph.triple(int(row)), confidence))
+            seen.add(int(row))
+        # Fill the rest of the budget with the next-best paths' first-hop triples (context for the reader).
+        for score, _, other_entity, other_path in scored[1:]:
+            if len(triples) >= self.config.max_triples:
+                break
+            other_id = self.graph.entity_ids[other_entity.name]
+            relation_id = self.graph.relations.index(other_path[0][0])
+            for row in self.graph.rows_between(other_id, relation_id, inverse=other_path[0][1])[:5]:
+                if int(row) not in seen and len(triples) < self.config.max_triples:
+                    triples.append(ScoredTriple(self.graph.triple(int(row)), score))
+                    seen.add(int(row))
+        return Subgraph(
+            entities=tuple(links),
+            triples=tuple(triples),
+            candidates=tuple(self.graph.entities[e] for e in candidates[: self.config.max_candidates]),
+            candidate_triples=tuple(t.triple for t in triples[: len(chosen_rows)]),
+            path=RelationPath(relation=path_to_text(path), inverse=path[0][1], score=confidence),
+            confidence=float(confidence) if candidates else 0.0,
+            extra={"link_score": entity.score, "topic_entity_id": float(entity_id)},
+        )
+
+    def _rows_to(self, rows_per_step: list[np.ndarray], targets: set[int], start: int, path: Path) -> list[int]:
+        """Triple rows on routes from `start` to `targets`, walking back from the last step."""
+        if not rows_per_step:
+            return []
+        wanted = set(targets)
+        kept_per_step: list[list[int]] = []
+        for (_relation, inverse), rows in zip(reversed(path), reversed(rows_per_step)):
+            kept = []
+            previous = set()
+            for row in rows:
+                h, _r, t = self.graph.triples[row]
+                source, target = (int(t), int(h)) if inverse else (int(h), int(t))
+                if target in wanted:
+                    kept.append(int(row))
+                    previous.add(source)
+            kept_per_step.append(kept)
+            wanted = previous
+        ordered = []
+        for kept in reversed(kept_per_step):
+            ordered.extend(kept)
+        # The last hop names the answers: show those triples first.
+        last = kept_per_step[0]
+        return last + [r for r in ordered if r not in set(last)]
+
+
+def triples_of(subgraph: Subgraph) -> list[Triple]:
+    return [scored.triple for scored in subgraph.triples]

@@ -1,0 +1,79 @@
+"""Typed pipeline configuration and the named presets. The only place a preset name becomes settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, get_args
+
+from kg.retrieval import KGRetrieverConfig
+from rag.errors import InputError
+from rag.reader import ReaderConfig
+
+Preset = Literal["default", "vanilla", "kg-only"]
+PRESETS: tuple[str, ...] = get_args(Preset)
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    preset: Preset = "default"
+    top_k: int = field(default=5, metadata={"help": "dense passages given to the reader"})
+    use_kg: bool = True
+    use_reader: bool = True
+    # KG candidates answer directly when the retriever is at least this sure of the relation path.
+    kg_answer_threshold: float = 0.35
+    max_answers: int = field(default=10, metadata={"help": "entities listed when a KG answer is a set"})
+    # A first relevance gate on dense hits (the learned gate is future work): keep a passage when its cosine
+    # similarity reaches `min_passage_score` and `relative_passage_score` x the best hit's.
+    min_passage_score: float = 0.3
+    relative_passage_score: float = 0.6
+    max_kg_evidence: int = field(default=12, metadata={"help": "triples shown to the reader"})
+    refusal: bool = True
+    # The reader's answer is kept when its calibrated confidence reaches this (see answering.reader_confidence).
+    refusal_threshold: float = 0.4
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    kg: KGRetrieverConfig = field(default_factory=KGRetrieverConfig)
+    verify_checksums: bool = True
+    use_gpu: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise InputError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if not isinstance(self.top_k, int) or self.top_k <= 0:
+            raise InputError(f"top_k must be greater than 0, got {self.top_k!r}")
+        if self.max_answers <= 0:
+            raise InputError(f"max_answers must be greater than 0, got {self.max_answers!r}")
+        for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"{name} must be in [0, 1], got {value!r}")
+        if not self.use_kg and not self.use_reader:
+            raise InputError("a pipeline needs the KG or the reader (use_kg and use_reader are both off)")
+
+
+_PRESET_SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # Plain RAG: dense top-k passages straight into the same reader; no KG, no refusal logic.
+    "vanilla": {"use_kg": False, "refusal": False, "min_passage_score": 0.0, "relative_passage_score": 0.0},
+    # Structure only: KG candidates, no reader; refuses when the KG has no answer.
+    "kg-only": {"use_reader": False},
+}
+
+
+def make_config(preset: str = "default", **options: Any) -> PipelineConfig:
+    """A config from a preset plus keyword overrides; `reader="smollm2-135m-instruct"` etc. are shortcuts."""
+    if preset not in PRESETS:
+        raise InputError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    reader_options = {k[len("reader_"):]: options.pop(k) for k in list(options) if k.startswith("reader_")}
+    if isinstance(options.get("reader"), str):
+        reader_options["model"] = options.pop("reader")
+    if "device" in options:
+        reader_options.setdefault("device", options.pop("device"))
+    known = {f.name for f in fields(PipelineConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"unknown pipeline option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    config = PipelineConfig(preset=preset, **{**_PRESET_SETTINGS[preset], **options})
+    if reader_options:
+        config = replace(config, reader=replace(config.reader, **reader_options))
+    return config

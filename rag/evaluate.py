@@ -1,0 +1,82 @@
+"""`rag eval`: run a pipeline over a questions file and compute the contract's metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from indexes.readers import _decode_lines
+from rag.errors import InputError
+from rag.metrics import Prediction, aggregate
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    instruction: str | None = None
+
+
+def read_questions(path: str | Path) -> Iterator[Question]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"questions file does not exist: {path}")
+    seen: set[str] = set()
+    for number, line in _decode_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise InputError(f"{where}: expected a JSON object")
+        qid, question, answers = record.get("id"), record.get("question"), record.get("answers")
+        if not isinstance(qid, str) or not qid:
+            raise InputError(f'{where}: missing or empty "id"')
+        if qid in seen:
+            raise InputError(f"{where}: duplicate question id {qid!r}")
+        if not isinstance(question, str) or not question.strip():
+            raise InputError(f'{where}: missing or empty "question"')
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise InputError(f'{where}: "answers" must be a list of strings')
+        instruction = record.get("instruction")
+        if instruction is not None and not isinstance(instruction, str):
+            raise InputError(f'{where}: "instruction" must be a string')
+        seen.add(qid)
+        yield Question(qid, question, tuple(answers), instruction)
+
+
+def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = None, limit: int | None = None,
+             progress: bool = True) -> dict[str, float]:
+    if limit is not None and limit <= 0:
+        raise InputError(f"limit must be greater than 0, got {limit}")
+    questions = list(read_questions(questions_path))[:limit]
+    if not questions:
+        raise InputError(f"no questions in {questions_path}")
+    pipeline.warm_up()
+    predictions: list[Prediction] = []
+    rows = []
+    for q in tqdm(questions, desc="answering", unit="q", disable=not progress):
+        started = time.perf_counter()
+        answer = pipeline.ask(q.question, instruction=q.instruction)
+        seconds = time.perf_counter() - started
+        predictions.append(Prediction(q.answers, answer.text, answer.refused, seconds))
+        rows.append({"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": answer.to_dict(),
+                     "seconds": round(seconds, 4)})
+    metrics = aggregate(predictions)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    return metrics

@@ -1,0 +1,77 @@
+"""SQuAD-style answer metrics and refusal metrics, as the contract defines them."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    text = text.lower().translate(_PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    pred_tokens = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in golds:
+        gold_tokens = normalize_answer(gold).split()
+        common = Counter(pred_tokens) & Counter(gold_tokens)
+        overlap = sum(common.values())
+        if not overlap:
+            continue
+        precision, recall = overlap / len(pred_tokens), overlap / len(gold_tokens)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains_answer(prediction: str, golds: Sequence[str]) -> float:
+    """Hits@1 as the contract defines it: the answer text contains a gold answer (normalised, whole words)."""
+    pred = f" {normalize_answer(prediction)} "
+    return float(any(normalize_answer(g) and f" {normalize_answer(g)} " in pred for g in golds))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    golds: tuple[str, ...]
+    text: str
+    refused: bool
+    seconds: float
+
+
+def aggregate(predictions: Sequence[Prediction]) -> dict[str, float]:
+    answerable = [p for p in predictions if p.golds]
+    unanswerable = [p for p in predictions if not p.golds]
+    refused = [p for p in predictions if p.refused]
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 4) if values else 0.0
+
+    # A refused answerable question scores 0 on em/f1/hits1: refusing is not answering.
+    def scored(fn) -> list[float]:
+        return [0.0 if p.refused else fn(p.text, p.golds) for p in answerable]
+
+    correct_refusals = sum(1 for p in refused if not p.golds)
+    return {
+        "n": len(predictions),
+        "n_answerable": len(answerable),
+        "n_unanswerable": len(unanswerable),
+        "em": mean(scored(exact_match)),
+        "f1": mean(scored(token_f1)),
+        "hits1": mean(scored(contains_answer)),
+        "refusal_precision": round(correct_refusals / len(refused), 4) if refused else 0.0,
+        "refusal_recall": round(correct_refusals / len(unanswerable), 4) if unanswerable else 0.0,
+        "over_refusal": mean([float(p.refused) for p in answerable]),
+        "seconds_per_question": mean([p.seconds for p in predictions]),
+    }
