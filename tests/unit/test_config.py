@@ -1,0 +1,68 @@
+"""Pipeline presets and option validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.config import PRESETS, PipelineConfig, make_config
+from rag.errors import InputError
+
+
+def test_presets_exist_and_differ() -> None:
+    assert {"default", "vanilla", "kg-only"} <= set(PRESETS)
+    default, vanilla, kg_only = make_config("default"), make_config("vanilla"), make_config("kg-only")
+    assert default.use_kg and default.use_reader and default.refusal
+    # Vanilla: dense passages straight into the reader; no KG, no gate, no refusal logic.
+    assert not vanilla.use_kg and vanilla.use_reader and not vanilla.refusal
+    assert vanilla.min_passage_score == 0.0 and vanilla.relative_passage_score == 0.0
+    assert vanilla.reader == default.reader and vanilla.top_k == default.top_k
+    assert kg_only.use_kg and not kg_only.use_reader
+    assert {c.preset for c in (default, vanilla, kg_only)} == {"default", "vanilla", "kg-only"}
+
+
+def test_options_override_preset() -> None:
+    config = make_config("vanilla", top_k=3, refusal=True)
+    assert config.top_k == 3 and config.refusal and not config.use_kg
+
+
+def test_reader_shortcuts() -> None:
+    config = make_config(reader="smollm2-135m-instruct", device="cpu", reader_max_new_tokens=8)
+    assert config.reader.model == "smollm2-135m-instruct"
+    assert config.reader.device == "cpu" and config.reader.max_new_tokens == 8
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(InputError, match="preset must be one of .*'fancy'"):
+        make_config("fancy")
+
+
+def test_unknown_option_is_named() -> None:
+    with pytest.raises(InputError) as info:
+        make_config(top_kk=3)
+    assert "top_kk" in str(info.value) and "top_k" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, -3])
+def test_top_k_must_be_positive_and_names_the_value(value: int) -> None:
+    with pytest.raises(InputError, match=rf"top_k must be greater than 0, got {value}"):
+        make_config(top_k=value)
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"refusal_threshold": 1.5}, "refusal_threshold"),
+        ({"kg_answer_threshold": -0.1}, "kg_answer_threshold"),
+        ({"max_answers": 0}, "max_answers"),
+        ({"use_kg": False, "use_reader": False}, "needs the KG or the reader"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_invalid_values(options: dict, needle: str) -> None:
+    with pytest.raises(InputError, match=needle):
+        make_config(**options)
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        PipelineConfig().top_k = 3  # type: ignore[misc]
