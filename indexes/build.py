@@ -172,7 +172,8 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
                 "entities": len(graph.entities) if graph is not None else 0,
                 "relations": len(graph.relations) if graph is not None else 0,
             },
-            "inputs": {"passages": list(config.passages), "triples": list(config.triples)},
+            # str(): the API accepts Path objects too, and the manifest is JSON.
+            "inputs": {"passages": [str(p) for p in config.passages], "triples": [str(p) for p in config.triples]},
             "files": {name: layout.sha256_file(version / name) for name in files},
         }
         (version / layout.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
