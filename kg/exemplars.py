@@ -19,37 +19,37 @@ from tqdm import tqdm
 from indexes.readers import read_triples
 from kg.graph import KnowledgeGraph
 from kg.linking import EntityLinker
-from kg.paths import best_path_for_answers
+from kg.paths import best_paths_for_answers
 from kg.retrieval import mask_mention
 
 
-def label_question(graph: KnowledgeGraph, linker: EntityLinker, record: dict, max_hops: int) -> dict | None:
+def label_question(graph: KnowledgeGraph, linker: EntityLinker, record: dict, max_hops: int) -> list[dict]:
+    """Exemplar rows for one question: one per relation path that best explains its gold answers."""
     topic = record.get("topic_entity")
     mention = topic
     if topic is None or topic not in graph.entity_ids:
         links = linker.link(record["question"])
         if not links:
-            return None
+            return []
         topic, mention = links[0].name, links[0].mention
     answers = {graph.entity_ids[a] for a in record["answers"] if a in graph.entity_ids}
     if not answers:
-        return None
+        return []
     start = graph.entity_ids[topic]
     hops = [int(record["hops"])] if record.get("hops") else range(1, max_hops + 1)
-    best = (None, 0.0)
+    best: tuple[list, float] = ([], 0.0)
     for hop in hops:
-        path, f1 = best_path_for_answers(graph, start, answers, hops=hop)
-        if path is not None and f1 > best[1]:
-            best = (path, f1)
-    path, f1 = best
-    if path is None or f1 < 0.5:
-        return None
-    return {
-        "question": mask_mention(record["question"], mention),
-        "path": [[relation, inverse] for relation, inverse in path],
-        "f1": round(f1, 3),
-        "source": record.get("id", ""),
-    }
+        paths, f1 = best_paths_for_answers(graph, start, answers, hops=hop)
+        if paths and f1 > best[1]:
+            best = (paths, f1)
+    paths, f1 = best
+    if f1 < 0.5:
+        return []
+    question = mask_mention(record["question"], mention)
+    return [
+        {"question": question, "path": [[r, inv] for r, inv in path], "f1": round(f1, 3), "source": record.get("id", "")}
+        for path in paths
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,13 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             total += 1
             if fixed_hops and "hops" not in record:
                 record["hops"] = fixed_hops
-            row = label_question(graph, linker, record, args.max_hops)
-            if row is None:
-                continue
-            key = (row["question"].lower(), json.dumps(row["path"]))
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
+            for row in label_question(graph, linker, record, args.max_hops):
+                key = (row["question"].lower(), json.dumps(row["path"]))
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(row)
     mode = "a" if args.append else "w"
     with open(args.out, mode, encoding="utf-8") as handle:
         for row in rows:

@@ -58,7 +58,8 @@ def answer_entities(graph: KnowledgeGraph, start: int, path: Path) -> list[int]:
     """Entities the path reaches, most routes first; the start entity itself is never its own answer."""
     result = follow(graph, start, path)
     ranked = sorted((e for e in result.counts if e != start), key=lambda e: (-result.counts[e], graph.entities[e]))
-    return ranked
+    # ...unless nothing else is reached ("the offspring of X's mother" is X).
+    return ranked or ([start] if start in result.counts else [])
 
 
 def enumerate_paths(graph: KnowledgeGraph, start: int, max_hops: int, *, max_paths: int = 400) -> list[Path]:
@@ -84,11 +85,14 @@ def enumerate_paths(graph: KnowledgeGraph, start: int, max_hops: int, *, max_pat
     return paths
 
 
-def best_path_for_answers(
-    graph: KnowledgeGraph, start: int, answers: set[int], *, hops: int
-) -> tuple[Path | None, float]:
-    """The path of exactly `hops` steps whose reached set best matches `answers` (F1), for labelling questions."""
-    best: tuple[Path | None, float] = (None, 0.0)
+def best_paths_for_answers(graph: KnowledgeGraph, start: int, answers: set[int], *, hops: int) -> tuple[list[Path], float]:
+    """The paths of exactly `hops` steps whose reached sets best match `answers` (F1), for labelling questions.
+
+    Several paths tie when the question cannot tell them apart on this KG (the film's writer is also its
+    director); all of them are returned, and exemplar voting sorts them out across questions.
+    """
+    best: list[Path] = []
+    best_f1 = 0.0
     for path in enumerate_paths(graph, start, hops, max_paths=2000):
         if len(path) != hops:
             continue
@@ -98,6 +102,8 @@ def best_path_for_answers(
             continue
         precision, recall = hit / len(reached), hit / len(answers)
         f1 = 2 * precision * recall / (precision + recall)
-        if f1 > best[1]:
-            best = (path, f1)
-    return best
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = [path], f1
+        elif abs(f1 - best_f1) <= 1e-9:
+            best.append(path)
+    return best, best_f1

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from indexes.embedder import Embedder
 
 MASK = "E"
+EXEMPLAR_VOTES = 3
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class KGRetriever:
         self._relation_vectors: dict[tuple[str, bool], np.ndarray] = {}
         self._exemplar_paths: list[Path] = []
         self._exemplar_vectors = np.zeros((0, 1), dtype=np.float32)
+        self._exemplar_steps: set[tuple[str, bool]] = set()
         self._ready = False
 
     def warm_up(self) -> None:
@@ -115,6 +117,7 @@ class KGRetriever:
             np.save(tmp, vectors, allow_pickle=False)
             os.replace(tmp, cache)
         self._exemplar_paths = [tuple((s[0], bool(s[1])) for s in row["path"]) for row in rows]
+        self._exemplar_steps = {step for path in self._exemplar_paths for step in path}
         self._exemplar_vectors = vectors
 
     def retrieve(self, question: str) -> Subgraph:
@@ -144,16 +147,21 @@ class KGRetriever:
     def _score_paths(self, query: np.ndarray, entity_id: int) -> dict[Path, float]:
         first_steps = {(self.graph.relations[r], inv) for r, inv, _ in self.graph.relations_at(entity_id)}
         scores: dict[Path, float] = {}
-        for step in first_steps:
+        # Relation names only speak for relations no exemplar covers: name similarities run on another scale
+        # than question-to-question similarities and would drown the exemplars' multi-hop paths.
+        for step in first_steps - self._exemplar_steps:
             scores[(step,)] = float(self._relation_vectors[step] @ query)
         if len(self._exemplar_paths):
+            # A path's score is the mean of its 3 most similar exemplars: one mislabelled neighbour cannot win.
             similarities = self._exemplar_vectors @ query
-            per_path: dict[Path, float] = defaultdict(lambda: -1.0)
+            per_path: dict[Path, list[float]] = defaultdict(list)
             for path, similarity in zip(self._exemplar_paths, similarities):
                 if path[0] in first_steps:
-                    per_path[path] = max(per_path[path], float(similarity))
-            for path, similarity in per_path.items():
-                scores[path] = max(scores.get(path, -1.0), similarity)
+                    per_path[path].append(float(similarity))
+            for path, values in per_path.items():
+                top = sorted(values, reverse=True)[:EXEMPLAR_VOTES]
+                top += [top[-1] - 0.05] * (EXEMPLAR_VOTES - len(top))
+                scores[path] = max(scores.get(path, -1.0), sum(top) / EXEMPLAR_VOTES)
         return scores
 
     def _build_subgraph(self, links: list[LinkedEntity], scored: list) -> Subgraph:
