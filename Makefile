@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(PY) -m indexes build --out $(INDEX) --passages data/sample/passages.jsonl --triples data/sample/triples.tsv
-	$(PY) -m rag ask --index $(INDEX) "what films did Emir Kusturica star in"
+	$(PY) -m rag ask --index $(INDEX) "Sara Kestelman appears in which movies"
 	$(PY) -m rag ask --index $(INDEX) "what year did seven nation army come out"
 	$(PY) -m rag ask --index $(INDEX) "Who conceptualized the piston?"
 	$(PY) -m rag eval --index $(INDEX) --questions data/sample/questions.jsonl --out .kgrag/sample-eval
@@ -35,7 +35,7 @@ test-all: install
 	$(PY) -m pytest -q
 
 ui: install
-	$(PY) -m streamlit run ui/app.py -- --index $(INDEX)
+	$(PY) -m streamlit run ui/app.py --browser.gatherUsageStats false --server.maxUploadSize 50 -- --index $(INDEX)
 
 clean:
 	rm -rf .kgrag .pytest_cache

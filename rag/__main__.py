@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.command == "ui":
         app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
-        return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), "--", "--index", args.index])
+        return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
+             "--server.maxUploadSize", "50", "--", "--index", args.index])
     from rag.pipeline import QAPipeline
 
     try:
