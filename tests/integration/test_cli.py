@@ -1,0 +1,91 @@
+"""`python -m rag ask --json` and `python -m rag eval` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data" / "sample"
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+pytestmark = pytest.mark.integration
+
+CONTRACT_KEYS = {"question", "text", "refused", "confidence", "citations", "conflicts"}
+METRIC_KEYS = {"em", "f1", "hits1", "refusal_precision", "refusal_recall", "over_refusal", "n", "n_answerable",
+               "n_unanswerable", "seconds_per_question"}
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def test_ask_json_prints_one_answer_object(sample_index: Path) -> None:
+    result = run_cli("ask", "--index", str(sample_index), "--json", "who stars in Hot to Trot")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stdout
+    answer = json.loads(lines[0])
+    assert CONTRACT_KEYS <= set(answer)
+    assert answer["question"] == "who stars in Hot to Trot"
+    assert not answer["refused"] and "John Candy" in answer["text"]
+    assert any(c["kind"] == "triple" for c in answer["citations"])
+
+
+def test_eval_writes_predictions_and_metrics(sample_index: Path, tmp_path: Path) -> None:
+    # Seven KG questions and an unanswerable one; --limit 5 keeps the first five.
+    questions = [q for q in read_jsonl(SAMPLE / "questions.jsonl") if q["id"].startswith("metaqa-1hop-01")][:7]
+    assert len(questions) == 7
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    out = tmp_path / "eval"
+    result = run_cli("eval", "--index", str(sample_index), "--questions", str(path), "--limit", "5", "--out", str(out),
+                     "--preset", "kg-only")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert METRIC_KEYS <= set(printed) and printed["preset"] == "kg-only"
+    assert printed["n"] == 5 and printed["n_answerable"] == 5
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert saved == {k: v for k, v in printed.items() if k != "preset"}
+    rows = read_jsonl(out / "predictions.jsonl")
+    assert [r["id"] for r in rows] == [q["id"] for q in questions[:5]]
+    for row in rows:
+        assert CONTRACT_KEYS <= set(row["prediction"]) and row["answers"]
+    assert 0.0 <= printed["hits1"] <= 1.0 and printed["hits1"] >= 0.6
+
+
+def test_eval_default_preset_limit(sample_index: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = run_cli("eval", "--index", str(sample_index), "--questions", str(SAMPLE / "questions.jsonl"),
+                     "--limit", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed["preset"] == "default" and printed["n"] == 2
+    assert len(read_jsonl(out / "predictions.jsonl")) == 2
+
+
+def test_eval_bad_questions_file_exits_2(sample_index: Path, tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "1", "question": "who?", "answers": []}\n{"id": "1", "question": "again", "answers": []}\n')
+    result = run_cli("eval", "--index", str(sample_index), "--questions", str(path), "--preset", "kg-only")
+    assert result.returncode == 2
+    assert f"{path}:2" in result.stderr and "duplicate" in result.stderr
