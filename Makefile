@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) -m indexes build --out $(INDEX) --passages data/sample/passages.jsonl --triples data/sample/triples.tsv
+	$(PY) -m indexes build --out $(INDEX) --passages data/sample/passages.jsonl --triples data/sample/triples.tsv --kg-passages
 	$(PY) -m rag ask --index $(INDEX) "Sara Kestelman appears in which movies"
 	$(PY) -m rag ask --index $(INDEX) "what year did seven nation army come out"
 	$(PY) -m rag ask --index $(INDEX) "Who conceptualized the piston?"

@@ -25,7 +25,9 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--index-type", choices=["auto", "flat", "ivf", "hnsw"], default="auto")
     build.add_argument("--chunk-words", type=int, default=160)
     build.add_argument("--chunk-overlap", type=int, default=30)
-    build.add_argument("--no-kg-passages", action="store_true", help="do not verbalise KG entities into passages")
+    build.add_argument(
+        "--kg-passages", action="store_true", help="also verbalise each KG entity's facts into a passage for dense search"
+    )
     build.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines and report how many")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             index_type=args.index_type,
             chunking=ChunkingConfig(max_words=args.chunk_words, overlap_words=args.chunk_overlap),
-            kg_passages=not args.no_kg_passages,
+            kg_passages=args.kg_passages,
             skip_bad_lines=args.skip_bad_lines,
             progress=not args.quiet,
         )

@@ -41,8 +41,10 @@ class BuildConfig:
     device: str = "auto"
     index_type: IndexType = "auto"
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
-    # Entity-centred passages verbalised from the KG, so dense retrieval (and the vanilla baseline) can see facts.
-    kg_passages: bool = True
+    # Entity-centred passages verbalised from the KG, so that dense retrieval (and so the vanilla baseline) can
+    # see the KG's facts. Off by default: embedding one passage per entity dominates the build time of a large
+    # KG, and the default pipeline reads the KG through its own retriever.
+    kg_passages: bool = False
     skip_bad_lines: bool = False
     batch_size: int = 64
     progress: bool = True

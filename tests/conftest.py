@@ -93,6 +93,7 @@ def sample_build(tmp_path_factory: pytest.TempPathFactory):
     config = BuildConfig(
         passages=(str(SAMPLE / "passages.jsonl"),),
         triples=(str(SAMPLE / "triples.tsv"),),
+        kg_passages=True,
         progress=False,
     )
     return build_index(out, config)

@@ -49,7 +49,7 @@ def versions(out: Path) -> list[str]:
 
 def test_build_writes_a_version_and_points_current_at_it(tmp_path: Path, fake_build, inputs) -> None:
     out = tmp_path / "idx"
-    result = fake_build(out, [inputs["passages"]], [inputs["triples"]])
+    result = fake_build(out, [inputs["passages"]], [inputs["triples"]], kg_passages=True)
     live = layout.current_version_name(out)
     assert versions(out) == [live]
     assert not (out / layout.STAGING).exists()
