@@ -35,7 +35,7 @@ METRIC_KEYS = {"em", "f1", "hits1", "refusal_precision", "refusal_recall", "over
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rag", *args], cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
-        timeout=timeout,
+        timeout=timeout, check=False,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from indexes.chunking import ChunkingConfig, chunk_passage, chunk_passages
@@ -28,7 +30,7 @@ def test_long_passage_windows_overlap_and_cover_everything() -> None:
     assert all(len(t) <= 10 for t in texts)
     assert texts[0] == [f"w{i}" for i in range(10)]
     # Consecutive windows share exactly `overlap_words` words.
-    for left, right in zip(texts, texts[1:]):
+    for left, right in pairwise(texts):
         assert left[-3:] == right[:3]
     covered = {w for t in texts for w in t}
     assert covered == set(words(25).split())

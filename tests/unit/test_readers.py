@@ -158,14 +158,18 @@ EXPECTED = [Triple("Inception", "directed_by", "Christopher Nolan"), Triple("Inc
         ("kb.txt", "Inception|directed_by|Christopher Nolan\nInception|release_year|2010\n"),
         (
             "kb.jsonl",
-            '{"head": "Inception", "relation": "directed_by", "tail": "Christopher Nolan"}\n'
-            '{"head": "Inception", "relation": "release_year", "tail": "2010"}\n',
+            (
+                '{"head": "Inception", "relation": "directed_by", "tail": "Christopher Nolan"}\n'
+                '{"head": "Inception", "relation": "release_year", "tail": "2010"}\n'
+            ),
         ),
         # JSON lines are recognised by content too, whatever the suffix.
         (
             "kb.dat",
-            '{"head": "Inception", "relation": "directed_by", "tail": "Christopher Nolan"}\n'
-            "Inception|release_year|2010\n",
+            (
+                '{"head": "Inception", "relation": "directed_by", "tail": "Christopher Nolan"}\n'
+                "Inception|release_year|2010\n"
+            ),
         ),
     ],
 )
