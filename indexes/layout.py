@@ -82,11 +82,33 @@ def publish(out: Path, version: Path) -> None:
     remove_stale_versions(out)
 
 
+def _writer_alive(version_name: str) -> bool:
+    """Is the process that named this version folder (v-<stamp>-<pid>-<n>) still running?"""
+    try:
+        pid = int(version_name.split("-")[2])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_versions(out: Path) -> None:
+    """Remove replaced versions and the leftovers of crashed builds, but never a folder that another build
+    into the same index is still writing."""
     live = current_version_name(out)
     for child in out.iterdir():
-        if child.is_dir() and child.name.startswith("v-") and child.name != live:
-            shutil.rmtree(child, ignore_errors=True)
+        if not (child.is_dir() and child.name.startswith("v-")) or child.name == live:
+            continue
+        if not (child / MANIFEST).is_file() and _writer_alive(child.name):
+            continue
+        shutil.rmtree(child, ignore_errors=True)
 
 
 def current_version_name(out: Path) -> str | None:

@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     from rag.pipeline import QAPipeline
 
     try:
+        if args.command == "eval":
+            from rag.evaluate import read_questions
+
+            # Check the questions file before spending seconds on loading models.
+            for _ in read_questions(args.questions):
+                pass
         pipeline = QAPipeline.load(args.index, preset=args.preset, **_options(args))
         if args.command == "ask":
             answer = pipeline.ask(args.question, instruction=args.instruction)

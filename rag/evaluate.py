@@ -43,8 +43,8 @@ def read_questions(path: str | Path) -> Iterator[Question]:
             raise InputError(f'{where}: missing or empty "id"')
         if qid in seen:
             raise InputError(f"{where}: duplicate question id {qid!r}")
-        if not isinstance(question, str) or not question.strip():
-            raise InputError(f'{where}: missing or empty "question"')
+        if not isinstance(question, str):
+            raise InputError(f'{where}: missing "question" (a string is required)')
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise InputError(f'{where}: "answers" must be a list of strings')
         instruction = record.get("instruction")
@@ -66,10 +66,15 @@ def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = N
     rows = []
     for q in tqdm(questions, desc="answering", unit="q", disable=not progress):
         started = time.perf_counter()
-        answer = pipeline.ask(q.question, instruction=q.instruction)
+        try:
+            prediction = pipeline.ask(q.question, instruction=q.instruction).to_dict()
+        except InputError as exc:
+            # One unusable question (empty, too long) is reported and counted as declined; the run goes on.
+            prediction = {"text": "", "refused": True, "confidence": 0.0, "citations": [], "conflicts": [],
+                          "error": str(exc)}
         seconds = time.perf_counter() - started
-        predictions.append(Prediction(q.answers, answer.text, answer.refused, seconds))
-        rows.append({"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": answer.to_dict(),
+        predictions.append(Prediction(q.answers, prediction["text"], prediction["refused"], seconds))
+        rows.append({"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": prediction,
                      "seconds": round(seconds, 4)})
     metrics = aggregate(predictions)
     if out is not None:

@@ -6,6 +6,7 @@ Builds use a fake embedder (hashed bag of words) so no model loads; FAISS and th
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,16 @@ def test_damaged_index_errors(tmp_path: Path, fake_build, inputs, damage, needle
 def test_missing_index_folder(tmp_path: Path) -> None:
     with pytest.raises(IndexLoadError, match="does not exist"):
         load_index(tmp_path / "nowhere")
+
+
+def test_publish_keeps_a_version_another_live_build_is_still_writing(tmp_path: Path, fake_build, inputs) -> None:
+    out = tmp_path / "idx"
+    fake_build(out, [inputs["passages"]])
+    # A second build (the parent process, alive) is half-way through writing its version: no manifest yet.
+    in_progress = out / f"v-20990101T000000-{os.getppid()}-000001"
+    in_progress.mkdir()
+    crashed = out / "v-20990101T000000-999999999-000002"  # no such pid: a crashed build's leftovers
+    crashed.mkdir()
+    fake_build(out, [inputs["passages"]])
+    assert in_progress.is_dir()
+    assert not crashed.exists()
