@@ -27,6 +27,8 @@ class PipelineConfig:
     # similarity reaches `min_passage_score` and `relative_passage_score` x the best hit's.
     min_passage_score: float = 0.3
     relative_passage_score: float = 0.6
+    # Triples reach the reader only when the question matched a KG path at least this well.
+    min_kg_evidence_confidence: float = 0.1
     max_kg_evidence: int = field(default=12, metadata={"help": "triples shown to the reader"})
     refusal: bool = True
     # The reader's answer is kept when its calibrated confidence reaches this (see answering.reader_confidence).
@@ -43,7 +45,7 @@ class PipelineConfig:
             raise InputError(f"top_k must be greater than 0, got {self.top_k!r}")
         if self.max_answers <= 0:
             raise InputError(f"max_answers must be greater than 0, got {self.max_answers!r}")
-        for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score"):
+        for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score", "min_kg_evidence_confidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value!r}")

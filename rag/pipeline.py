@@ -112,6 +112,8 @@ class QAPipeline(Runnable[Any, Answer]):
         started = time.perf_counter()
         passages = self._dense(question, subgraph)
         timings["dense"] = time.perf_counter() - started
+        if subgraph is not None and subgraph.confidence < self.config.min_kg_evidence_confidence:
+            subgraph = None  # a word linked by chance ("war") brings only noise
         evidence = answering.make_evidence(subgraph, passages, max_triples=self.config.max_kg_evidence)
         if self.reader is None:
             return self._timed(answering.refusal(question, evidence, method="kg"), timings)

@@ -47,7 +47,7 @@ def test_messages_have_labels_and_rules() -> None:
     system, user = messages[0]["content"], messages[1]["content"]
     assert "[P1] Eiffel Tower: The Eiffel Tower is in Paris." in user
     assert "[T1] Eiffel Tower located_in Paris" in user
-    assert REFUSAL in system and "square brackets" in system
+    assert REFUSAL in system and "copied from the evidence" in system
     assert "Instruction" not in user
     assert user.rstrip().endswith("Question: Where is the Eiffel Tower?")
 
