@@ -5,17 +5,14 @@ per preset) per session for the integration tests, so the default run stays with
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
+from support import SAMPLE, read_jsonl
+
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
@@ -44,22 +41,6 @@ class FakeEmbedder:
                 out[row, bucket] += 1.0
             out[row, 0] += 1e-3  # never an all-zero vector
         return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
-
-
-def copy_index(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
 
 
 # ---- unit-test guard: no network -----------------------------------------------------------------------

@@ -1,27 +1,21 @@
-"""Fixtures for the UI tests: the sample index, built once per session."""
+"""Fixtures for the UI tests: the session's sample index, copied under a folder of indexes for the picker."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
-
 
 @pytest.fixture(scope="session")
-def sample_index(tmp_path_factory) -> Path:
-    """The sample index: `$KGRAG_TEST_INDEX` when set (a prebuilt one), else built here with the real embedder."""
+def sample_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`$KGRAG_TEST_INDEX` when set (a prebuilt one), else a copy of the session's sample index (built once)."""
     prebuilt = os.environ.get("KGRAG_TEST_INDEX")
     if prebuilt:
         return Path(prebuilt)
-    from indexes.build import BuildConfig, build_index
-
+    built = request.getfixturevalue("sample_build")
     out = tmp_path_factory.mktemp("ui-indexes") / "sample"
-    build_index(
-        out,
-        BuildConfig(passages=(str(SAMPLE / "passages.jsonl"),), triples=(str(SAMPLE / "triples.tsv"),), progress=False),
-    )
+    shutil.copytree(built.path, out)
     return out
