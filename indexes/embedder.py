@@ -55,6 +55,7 @@ class Embedder:
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     def warm_up(self) -> None:
         with self._lock:
@@ -80,11 +81,14 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            texts,
-            batch_size=batch_size or self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        # Hugging Face fast tokenizers raise "Already borrowed" when one instance is used from two threads,
+        # and a shared pipeline (the UI's cache_resource) does exactly that.
+        with self._encode_lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=batch_size or self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
