@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
@@ -87,16 +88,20 @@ class KGRetriever:
         self._exemplar_vectors = np.zeros((0, 1), dtype=np.float32)
         self._exemplar_steps: set[tuple[str, bool]] = set()
         self._ready = False
+        self._warm_lock = threading.Lock()
 
     def warm_up(self) -> None:
         if self._ready:
             return
-        keys = [(r, inv) for r in self.graph.relations for inv in (False, True)]
-        vectors = self.embedder.encode([relation_text(r, inv) for r, inv in keys])
-        self._relation_vectors = dict(zip(keys, vectors))
-        if self.config.use_exemplars:
-            self._load_exemplars()
-        self._ready = True
+        with self._warm_lock:
+            if self._ready:
+                return
+            keys = [(r, inv) for r in self.graph.relations for inv in (False, True)]
+            vectors = self.embedder.encode([relation_text(r, inv) for r, inv in keys])
+            self._relation_vectors = dict(zip(keys, vectors))
+            if self.config.use_exemplars:
+                self._load_exemplars()
+            self._ready = True
 
     def _load_exemplars(self) -> None:
         known = set(self.graph.relations)
