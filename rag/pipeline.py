@@ -91,7 +91,10 @@ class QAPipeline(Runnable[Any, Answer]):
             instruction = instruction.strip() or None
             if instruction and len(instruction) > MAX_QUESTION_CHARS:
                 raise InputError(f"instruction is too long: {len(instruction)} characters (at most {MAX_QUESTION_CHARS})")
-        self.warm_up()
+        # Only what every question needs; the reader loads on the first question that reaches it (a CLI call
+        # answered from the KG never pays for it). `warm_up()` loads everything up front.
+        if self.kg is not None:
+            self.kg.warm_up()
         timings: dict[str, float] = {}
 
         started = time.perf_counter()
