@@ -136,9 +136,10 @@ class KGRetriever:
         # One softmax over every (entity, path) pair, with the link score as a prior: a weakly linked word
         # ("film") with a single relation must not beat a well-linked name whose best path is a clear match.
         logits: list[tuple[float, float, LinkedEntity, Path]] = []
-        for entity in links[: self.config.max_entities]:
+        entities = links[: self.config.max_entities]
+        queries = self.embedder.encode([mask_mention(question, entity.mention) for entity in entities])
+        for entity, query in zip(entities, queries):
             entity_id = self.graph.entity_ids[entity.name]
-            query = self.embedder.encode([mask_mention(question, entity.mention)])[0]
             for path, similarity in self._score_paths(query, entity_id).items():
                 logit = similarity / self.config.temperature + math.log(max(entity.score, 1e-6))
                 logits.append((logit, similarity, entity, path))
