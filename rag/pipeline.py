@@ -16,7 +16,6 @@ from indexes.build import KG_PASSAGE_SOURCE
 from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
-from kg.types import Subgraph
 from rag import answering
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.errors import InputError
@@ -113,7 +112,7 @@ class QAPipeline(Runnable[Any, Answer]):
             return self._timed(answer, timings)
 
         started = time.perf_counter()
-        passages = self._dense(question, subgraph)
+        passages = self._dense(question)
         timings["dense"] = time.perf_counter() - started
         if subgraph is not None and subgraph.confidence < self.config.min_kg_evidence_confidence:
             subgraph = None  # a word linked by chance ("war") brings only noise
@@ -140,7 +139,7 @@ class QAPipeline(Runnable[Any, Answer]):
         )
         return self._timed(answer, timings)
 
-    def _dense(self, question: str, subgraph: Subgraph | None) -> list[ScoredPassage]:
+    def _dense(self, question: str) -> list[ScoredPassage]:
         if self.dense is None:
             return []
         hits = self.dense.retrieve(question, top_k=self.config.top_k * (2 if self.kg is not None else 1))
