@@ -40,6 +40,27 @@ def _decode_lines(path: Path) -> Iterator[tuple[int, str]]:
         yield number, line
 
 
+def parse_json_line(line: str) -> tuple[object, str]:
+    """(value, "") or (None, the reason the line is not usable JSON). Never raises: besides JSONDecodeError,
+    json.loads raises RecursionError on deep nesting and ValueError on numbers over Python's digit limit, and
+    lone surrogates ("\\ud800") decode fine but cannot be written back as UTF-8."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON ({exc.msg})"
+    except RecursionError:
+        return None, "invalid JSON (nested too deeply)"
+    except ValueError as exc:
+        return None, f"invalid JSON ({exc})"
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "invalid JSON (a \\u escape is a lone surrogate, not a character)"
+    except (ValueError, RecursionError) as exc:
+        return None, f"invalid JSON ({exc})"
+    return value, ""
+
+
 def _fail_or_skip(message: str, report: ReadReport | None) -> None:
     if report is None:
         raise InputError(message)
@@ -59,10 +80,9 @@ def read_passages(path: str | Path, *, report: ReadReport | None = None) -> Iter
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            _fail_or_skip(f"{where}: invalid JSON ({exc.msg})", report)
+        record, problem = parse_json_line(line)
+        if problem:
+            _fail_or_skip(f"{where}: {problem}", report)
             continue
         if not isinstance(record, dict):
             _fail_or_skip(f"{where}: expected a JSON object, got {type(record).__name__}", report)
@@ -127,10 +147,9 @@ def read_triples(path: str | Path, *, report: ReadReport | None = None) -> Itera
             continue
         where = f"{path}:{number}"
         if is_jsonl or line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                _fail_or_skip(f"{where}: invalid JSON ({exc.msg})", report)
+            record, problem = parse_json_line(line)
+            if problem:
+                _fail_or_skip(f"{where}: {problem}", report)
                 continue
             if not isinstance(record, dict):
                 _fail_or_skip(f"{where}: expected a JSON object with head/relation/tail", report)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from indexes.readers import _decode_lines
+from indexes.readers import _decode_lines, parse_json_line
 from rag.errors import InputError
 from rag.metrics import Prediction, aggregate
 
@@ -32,10 +32,9 @@ def read_questions(path: str | Path) -> Iterator[Question]:
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: invalid JSON ({exc.msg})") from exc
+        record, problem = parse_json_line(line)
+        if problem:
+            raise InputError(f"{where}: {problem}")
         if not isinstance(record, dict):
             raise InputError(f"{where}: expected a JSON object")
         qid, question, answers = record.get("id"), record.get("question"), record.get("answers")
