@@ -181,7 +181,10 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
         (version / layout.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         layout.publish(out, version)
     except BaseException:
-        shutil.rmtree(version, ignore_errors=True)
+        # A failure after the pointer switch (fsync of the folder, removing old versions) must not delete the
+        # version that is now live.
+        if layout.current_version_name(out) != version.name:
+            shutil.rmtree(version, ignore_errors=True)
         raise
     shutil.rmtree(out / layout.STAGING, ignore_errors=True)
     return BuildResult(out, manifest, tuple(report.skipped) if report else (), time.perf_counter() - started)

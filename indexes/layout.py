@@ -42,10 +42,22 @@ def prepare_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     if out.is_dir() and not (out / CURRENT).exists():
-        stray = [p.name for p in out.iterdir() if p.name != STAGING and not p.name.startswith("v-")]
+        stray = [
+            p.name for p in out.iterdir() if p.name != STAGING and not p.name.startswith("v-") and not _is_pointer_tmp(p.name)
+        ]
         if stray:
             raise InputError(f"--out {out} is a non-empty folder that is not a kgrag index (holds {stray[:3]}); choose another path")
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _pointer_tmp_name(pid: int) -> str:
+    return f".{CURRENT}.{pid}.tmp"
+
+
+def _is_pointer_tmp(name: str) -> bool:
+    """`.CURRENT.<pid>.tmp`: the pointer file a build writes just before the switch (left behind by a kill)."""
+    prefix, suffix = f".{CURRENT}.", ".tmp"
+    return name.startswith(prefix) and name.endswith(suffix) and name[len(prefix) : -len(suffix)].isdigit()
 
 
 def new_version_dir(out: Path) -> Path:
@@ -73,7 +85,7 @@ def publish(out: Path, version: Path) -> None:
             with file.open("rb") as handle:
                 os.fsync(handle.fileno())
     _fsync_dir(version)
-    pointer_tmp = out / f".{CURRENT}.{os.getpid()}.tmp"
+    pointer_tmp = out / _pointer_tmp_name(os.getpid())
     pointer_tmp.write_text(version.name + "\n", encoding="utf-8")
     with pointer_tmp.open("rb") as handle:
         os.fsync(handle.fileno())
@@ -90,9 +102,13 @@ def _writer_alive(version_name: str) -> bool:
         return False
     if pid == os.getpid():
         return False
+    return _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -104,6 +120,11 @@ def remove_stale_versions(out: Path) -> None:
     into the same index is still writing."""
     live = current_version_name(out)
     for child in out.iterdir():
+        if _is_pointer_tmp(child.name) and child.is_file():
+            pid = int(child.name.split(".")[2])
+            if pid != os.getpid() and not _pid_alive(pid):  # never another live build's pointer
+                child.unlink(missing_ok=True)
+            continue
         if not (child.is_dir() and child.name.startswith("v-")) or child.name == live:
             continue
         if not (child / MANIFEST).is_file() and _writer_alive(child.name):
