@@ -24,7 +24,7 @@ class ReadReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def _decode_lines(path: Path) -> Iterator[tuple[int, str]]:
+def decode_lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -76,7 +76,7 @@ def read_passages(path: str | Path, *, report: ReadReport | None = None) -> Iter
         yield from _read_passage_folder(path, report)
         return
     seen: set[str] = set()
-    for number, line in _decode_lines(path):
+    for number, line in decode_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -117,7 +117,7 @@ def _read_passage_folder(folder: Path, report: ReadReport | None) -> Iterator[Pa
         raise InputError(f"no .txt or .md files under {folder}")
     for file in files:
         try:
-            text = "\n".join(line for _, line in _decode_lines(file))
+            text = "\n".join(line for _, line in decode_lines(file))
         except InputError as exc:
             _fail_or_skip(str(exc), report)
             continue
@@ -142,7 +142,7 @@ def read_triples(path: str | Path, *, report: ReadReport | None = None) -> Itera
     if path.is_dir():
         raise InputError(f"triples path is a folder, expected a file: {path}")
     is_jsonl = path.suffix.lower() in (".jsonl", ".json")
-    for number, line in _decode_lines(path):
+    for number, line in decode_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{number}"

@@ -6,6 +6,7 @@ A path is a tuple of steps `(relation, inverse)`; `inverse=True` walks from tail
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,8 +63,20 @@ def answer_entities(graph: KnowledgeGraph, start: int, path: Path) -> list[int]:
     return ranked or ([start] if start in result.counts else [])
 
 
-def enumerate_paths(graph: KnowledgeGraph, start: int, max_hops: int, *, max_paths: int = 400) -> list[Path]:
-    """All relation paths up to `max_hops` that exist from `start` (breadth first, bounded)."""
+def enumerate_paths(
+    graph: KnowledgeGraph,
+    start: int,
+    max_hops: int,
+    *,
+    max_paths: int = 400,
+    keep_relation: Callable[[str], bool] | None = None,
+    max_branches: int | None = None,
+) -> list[Path]:
+    """All relation paths up to `max_hops` that exist from `start` (breadth first, bounded).
+
+    `keep_relation` prunes steps before they are walked; `max_branches` caps how many paths of one length are
+    extended to the next.
+    """
     paths: list[Path] = []
     layer: list[tuple[Path, set[int]]] = [((), {start})]
     for _ in range(max_hops):
@@ -72,6 +85,8 @@ def enumerate_paths(graph: KnowledgeGraph, start: int, max_hops: int, *, max_pat
             steps: dict[Step, set[int]] = {}
             for entity in list(frontier)[:200]:
                 for relation_id, inverse, _count in graph.relations_at(entity):
+                    if keep_relation is not None and not keep_relation(graph.relations[relation_id]):
+                        continue
                     step = (graph.relations[relation_id], inverse)
                     reached = steps.setdefault(step, set())
                     reached.update(int(e) for e in graph.hop(entity, relation_id, inverse=inverse))
@@ -81,7 +96,7 @@ def enumerate_paths(graph: KnowledgeGraph, start: int, max_hops: int, *, max_pat
                 next_layer.append((new_path, reached))
                 if len(paths) >= max_paths:
                     return paths
-        layer = next_layer
+        layer = next_layer if max_branches is None else next_layer[:max_branches]
     return paths
 
 

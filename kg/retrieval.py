@@ -24,7 +24,7 @@ import numpy as np
 
 from kg.graph import KnowledgeGraph
 from kg.linking import EntityLinker, LinkerConfig
-from kg.paths import Path, answer_entities, follow, path_to_text
+from kg.paths import Path, answer_entities, enumerate_paths, follow, path_to_text
 from kg.types import LinkedEntity, RelationPath, ScoredTriple, Subgraph, Triple
 from rag.errors import InputError
 
@@ -229,12 +229,13 @@ class KGRetriever:
         # ("film") with a single relation must not beat a well-linked name whose best path is a clear match.
         logits: list[tuple[float, float, LinkedEntity, Path]] = []
         entities = links[: self.config.max_entities]
-        queries = self.embedder.encode([mask_mention(question, entity.mention) for entity in entities])
-        for entity, query in zip(entities, queries):
+        masked = [mask_mention(question, entity.mention) for entity in entities]
+        queries = self.embedder.encode(masked)
+        for entity, masked_question, query in zip(entities, masked, queries):
             entity_id = self.graph.entity_ids[entity.name]
             scores = self._score_paths(query, entity_id)
             if self._lexical is not None:
-                scores = self._add_lexical(mask_mention(question, entity.mention), entity_id, scores)
+                scores = self._add_lexical(masked_question, entity_id, scores)
             for path, similarity in scores.items():
                 logit = similarity / self.config.temperature + math.log(max(entity.score, 1e-6))
                 logits.append((logit, similarity, entity, path))
@@ -290,24 +291,14 @@ class KGRetriever:
         """Paths from the entity whose every step some question word speaks for (a beam over the graph)."""
         assert self._lexical is not None
         lexical = self._lexical
-        paths: list[Path] = []
-        layer: list[tuple[Path, set[int]]] = [((), {entity_id})]
-        for _ in range(self.config.max_hops):
-            next_layer = []
-            for path, frontier in layer:
-                reached: dict[tuple[str, bool], set[int]] = {}
-                for entity in list(frontier)[:200]:
-                    for relation_id, inverse, _count in self.graph.relations_at(entity):
-                        relation = self.graph.relations[relation_id]
-                        if max(lexical.evidence(w, relation) for w in words) < LEX_STRONG:
-                            continue
-                        hop = self.graph.hop(entity, relation_id, inverse=inverse)
-                        reached.setdefault((relation, inverse), set()).update(int(e) for e in hop)
-                for step, entities in reached.items():
-                    paths.append(path + (step,))
-                    next_layer.append((path + (step,), entities))
-            layer = next_layer[:50]
-        return paths
+        return enumerate_paths(
+            self.graph,
+            entity_id,
+            self.config.max_hops,
+            max_paths=10_000,
+            keep_relation=lambda relation: max(lexical.evidence(w, relation) for w in words) >= LEX_STRONG,
+            max_branches=50,
+        )
 
     def _build_subgraph(self, links: list[LinkedEntity], scored: list) -> Subgraph:
         # The best-scoring path that reaches anything: a path that leads nowhere cannot be the question's.

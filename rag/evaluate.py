@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from indexes.readers import _decode_lines, parse_json_line
+from indexes.readers import decode_lines, parse_json_line
 from rag.errors import InputError
 from rag.metrics import Prediction, aggregate
 
@@ -28,7 +28,7 @@ def read_questions(path: str | Path) -> Iterator[Question]:
     if not path.is_file():
         raise InputError(f"questions file does not exist: {path}")
     seen: set[str] = set()
-    for number, line in _decode_lines(path):
+    for number, line in decode_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{number}"
