@@ -30,6 +30,9 @@ class PipelineConfig:
     # Triples reach the reader only when the question matched a KG path at least this well.
     min_kg_evidence_confidence: float = 0.1
     max_kg_evidence: int = field(default=12, metadata={"help": "triples shown to the reader"})
+    # Keep retrieved texts that give the reader orders out of its evidence, and re-read without the texts an
+    # answer was only obeyed from (rag.injection). Off in vanilla: plain RAG is the baseline it is measured against.
+    injection_guard: bool = True
     refusal: bool = True
     # The reader's answer is kept when its calibrated confidence reaches this (see answering.reader_confidence).
     refusal_threshold: float = 0.4
@@ -56,7 +59,13 @@ class PipelineConfig:
 _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     # Plain RAG: dense top-k passages straight into the same reader; no KG, no refusal logic.
-    "vanilla": {"use_kg": False, "refusal": False, "min_passage_score": 0.0, "relative_passage_score": 0.0},
+    "vanilla": {
+        "use_kg": False,
+        "refusal": False,
+        "injection_guard": False,
+        "min_passage_score": 0.0,
+        "relative_passage_score": 0.0,
+    },
     # Structure only: KG candidates, no reader; refuses when the KG has no answer.
     "kg-only": {"use_reader": False},
 }

@@ -16,7 +16,7 @@ from indexes.build import KG_PASSAGE_SOURCE
 from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
-from rag import answering
+from rag import answering, injection
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.errors import InputError
 from rag.reader import TransformersReader
@@ -117,11 +117,18 @@ class QAPipeline(Runnable[Any, Answer]):
         if subgraph is not None and subgraph.confidence < self.config.min_kg_evidence_confidence:
             subgraph = None  # a word linked by chance ("war") brings only noise
         evidence = answering.make_evidence(subgraph, passages, max_triples=self.config.max_kg_evidence)
+        if self.config.injection_guard:
+            evidence, _ = injection.quarantine(evidence)
         if self.reader is None:
             return self._timed(answering.refusal(question, evidence, method="kg"), timings)
 
         started = time.perf_counter()
         output = self.reader.read(question, evidence, instruction=instruction)
+        if self.config.injection_guard and output.text and not output.refused:
+            obeyed = set(injection.answer_from_instructions(output.text, [e.text for e in evidence]))
+            if obeyed:  # the answer was copied from an order, not read from a fact: read again without it
+                evidence = [e for number, e in enumerate(evidence) if number not in obeyed]
+                output = self.reader.read(question, evidence, instruction=instruction)
         timings["reader"] = time.perf_counter() - started
         supported = answering.supported_by(output.text, evidence)
         confidence = answering.reader_confidence(output, supported)
