@@ -23,6 +23,14 @@ sys.path.insert(0, str(REPO))
 SAMPLE = REPO / "data" / "sample"
 
 
+def current_rss_mb() -> float:
+    """Resident memory now (Linux /proc; ru_maxrss only gives the peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--index")
@@ -44,6 +52,7 @@ def main() -> None:
     pipeline = QAPipeline.load(index, **kwargs)
     if hasattr(pipeline, "warm_up"):
         pipeline.warm_up()
+    rss_before = current_rss_mb()
     pool = [json.loads(line)["question"] for line in (SAMPLE / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     questions = [pool[i % len(pool)] for i in range(args.questions)]
     deadline = time.perf_counter() + args.max_seconds
@@ -81,6 +90,7 @@ def main() -> None:
         "preset": args.preset or "default", "threads": args.threads, "asked": len(latencies) + len(errors),
         "answered": len(latencies), "errors": len(errors), "not_started_deadline": skipped, "wall_s": round(wall, 2),
         "throughput_qps": round(len(latencies) / wall, 2), "p50_s": round(pct(0.50), 3), "p95_s": round(pct(0.95), 3),
+        "rss_after_warm_up_mb": rss_before, "rss_after_load_mb": current_rss_mb(),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(report))

@@ -96,3 +96,16 @@ def test_quarantine_keeps_order_and_splits_usable_from_suspicious() -> None:
     usable, suspicious = quarantine(evidence)
     assert [e.source_id for e in usable] == ["a", "t"]
     assert [e.source_id for e in suspicious] == ["b", "c"]
+
+
+def test_the_committed_corpus_is_what_the_generator_writes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_injection_corpus", REPO / "scripts" / "make_injection_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    passages, questions = module.make_corpus(SAMPLE)
+    committed = [json.loads(line) for line in (INJECTION / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert passages == committed
+    assert len([p for p in passages if p.get("source") == "injection"]) == 50
+    assert questions == [json.loads(line) for line in (INJECTION / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
