@@ -10,6 +10,7 @@ import sys
 from indexes.build import BuildConfig, build_index
 from indexes.chunking import ChunkingConfig
 from indexes.embedder import DEFAULT_EMBEDDER
+from indexes.vector import INDEX_TYPES
 from rag.errors import KgragError
 
 
@@ -22,7 +23,8 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--triples", nargs="+", default=[], action="extend", help="TSV, a|b|c or JSONL triple files")
     build.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="packaged embedder name or a local model folder")
     build.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    build.add_argument("--index-type", choices=["auto", "flat", "ivf", "hnsw"], default="auto")
+    build.add_argument("--index-type", choices=list(INDEX_TYPES), default="auto", help="ivfpq: IVF + product quantisation (1M+)")
+    build.add_argument("--nprobe", type=int, default=None, help="IVF lists searched per query (ivf: 16, ivfpq: 32)")
     build.add_argument("--chunk-words", type=int, default=160)
     build.add_argument("--chunk-overlap", type=int, default=30)
     build.add_argument(
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             kg_passages=args.kg_passages,
             skip_bad_lines=args.skip_bad_lines,
             progress=not args.quiet,
+            nprobe=args.nprobe,
         )
         result = build_index(args.out, config)
     except KgragError as exc:

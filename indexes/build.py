@@ -48,12 +48,16 @@ class BuildConfig:
     skip_bad_lines: bool = False
     batch_size: int = 64
     progress: bool = True
+    # IVF / IVF-PQ: lists searched per query (stored in the index file; `load_index(nprobe=...)` overrides it).
+    nprobe: int | None = None
 
     def __post_init__(self) -> None:
         if not self.passages and not self.triples:
             raise InputError("build needs at least one of --passages / --triples")
         if self.batch_size <= 0:
             raise InputError(f"batch_size must be greater than 0, got {self.batch_size}")
+        if self.nprobe is not None and self.nprobe <= 0:
+            raise InputError(f"nprobe must be greater than 0, got {self.nprobe}")
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,7 @@ def _write_version(version: Path, chunks: list[Passage], vectors: np.ndarray, gr
         with (version / layout.PASSAGES).open("w", encoding="utf-8") as handle:
             for passage in chunks:
                 handle.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
-        index = make_index(vectors.shape[1], len(vectors), config.index_type)
+        index = make_index(vectors.shape[1], len(vectors), config.index_type, nprobe=config.nprobe)
         train_and_add(index, vectors)
         write_index(index, version / layout.VECTORS)
         files += [layout.PASSAGES, layout.VECTORS]
