@@ -70,19 +70,26 @@ class BuildResult:
 
 def verbalize_entities(graph: KnowledgeGraph, *, max_values: int = 25) -> Iterable[Passage]:
     """One passage per entity with outgoing edges: 'Inception. directed by: Christopher Nolan. release year: 2010.'"""
-    for entity_id, name in enumerate(graph.entities):
-        rows = graph.out_rows(entity_id)
-        if not len(rows):
-            continue
-        by_relation: dict[str, list[str]] = defaultdict(list)
-        for row in rows:
-            _, r, t = graph.triples[row]
-            by_relation[graph.relations[r]].append(graph.entities[t])
-        parts = [
-            f"{relation.replace('_', ' ')}: {', '.join(sorted(values)[:max_values])}"
-            for relation, values in sorted(by_relation.items())
-        ]
-        yield Passage(id=f"kg:{name}", text=f"{name}. " + ". ".join(parts) + ".", title=name, source=KG_PASSAGE_SOURCE)
+    for entity_id in range(len(graph.entities)):
+        passage = verbalize_entity(graph, entity_id, max_values=max_values)
+        if passage is not None:
+            yield passage
+
+
+def verbalize_entity(graph: KnowledgeGraph, entity_id: int, *, max_values: int = 25) -> Passage | None:
+    rows = graph.out_rows(entity_id)
+    if not len(rows):
+        return None
+    name = graph.entities[entity_id]
+    by_relation: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        _, r, t = graph.triples[row]
+        by_relation[graph.relations[r]].append(graph.entities[t])
+    parts = [
+        f"{relation.replace('_', ' ')}: {', '.join(sorted(values)[:max_values])}"
+        for relation, values in sorted(by_relation.items())
+    ]
+    return Passage(id=f"kg:{name}", text=f"{name}. " + ". ".join(parts) + ".", title=name, source=KG_PASSAGE_SOURCE)
 
 
 def _fingerprint(embedder: str, passages: Sequence[Passage]) -> str:

@@ -45,7 +45,9 @@ def pq_layout(dimension: int, count: int) -> tuple[int, int]:
     return m, bits
 
 
-def make_index(dimension: int, count: int, index_type: IndexType = "auto", *, nprobe: int | None = None):
+def make_index(
+    dimension: int, count: int, index_type: IndexType = "auto", *, nprobe: int | None = None, pq_m: int | None = None
+):
     """An empty (untrained) FAISS index for `count` vectors of `dimension`."""
     faiss = _faiss()
     if nprobe is not None and nprobe <= 0:
@@ -68,6 +70,10 @@ def make_index(dimension: int, count: int, index_type: IndexType = "auto", *, np
         # Residual product quantisation: m bytes a vector instead of 4 x dimension (1M x 384-d: 48 MB of codes).
         lists = ivf_lists(count)
         m, bits = pq_layout(dimension, count)
+        if pq_m is not None:
+            if pq_m <= 0 or dimension % pq_m:
+                raise InputError(f"pq_m must divide the dimension {dimension}, got {pq_m}")
+            m = pq_m
         quantizer = faiss.IndexFlatIP(dimension)
         index = faiss.IndexIVFPQ(quantizer, dimension, lists, m, bits, faiss.METRIC_INNER_PRODUCT)
         index.nprobe = min(lists, nprobe or 32)
