@@ -35,6 +35,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines and report how many")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.add_argument(
+        "--ray", metavar="auto|ADDRESS", default=None,
+        help="chunk and embed with Ray Data (pip install 'kgrag[ray]'): auto = a running cluster, else a local one",
+    )
 
     add = sub.add_parser("add", help="add passages and/or triples to an index (atomic; existing vectors are kept)")
     add.add_argument("--index", required=True, help="an index folder built with `build`")
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             skip_bad_lines=args.skip_bad_lines,
             progress=not args.quiet,
             nprobe=args.nprobe,
+            ray=args.ray,
         )
         result = build_index(args.out, config)
     except KgragError as exc:

@@ -48,6 +48,9 @@ class BuildConfig:
     skip_bad_lines: bool = False
     batch_size: int = 64
     progress: bool = True
+    # Chunk and embed on Ray ("auto": a running cluster, else a local instance; or a cluster address). Not
+    # resumable: a killed Ray build starts its embedding again.
+    ray: str | None = None
     # IVF / IVF-PQ: lists searched per query (stored in the index file; `load_index(nprobe=...)` overrides it).
     nprobe: int | None = None
 
@@ -161,12 +164,21 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
     if len(ids) != len(documents):
         raise InputError("passage ids must be unique across all --passages inputs")
     kg_documents = list(verbalize_entities(graph)) if graph is not None and config.kg_passages else []
-    chunks = list(chunk_passages(documents + kg_documents, config.chunking))
+    if config.ray:
+        from indexes.distributed import chunk_and_embed
 
-    embedder = Embedder(config.embedder, device=config.device, batch_size=config.batch_size)
-    fingerprint = _fingerprint(config.embedder, chunks)
-    staging = out / layout.STAGING / fingerprint
-    vectors = embed_resumable(embedder, chunks, staging, batch_size=config.batch_size, progress=config.progress)
+        chunks, vectors = chunk_and_embed(
+            documents + kg_documents, address=config.ray, embedder=config.embedder, device=config.device,
+            chunking=config.chunking, batch_size=config.batch_size,
+        )
+        dimension = int(vectors.shape[1]) if len(chunks) else Embedder(config.embedder, device=config.device).dimension
+    else:
+        chunks = list(chunk_passages(documents + kg_documents, config.chunking))
+        embedder = Embedder(config.embedder, device=config.device, batch_size=config.batch_size)
+        fingerprint = _fingerprint(config.embedder, chunks)
+        staging = out / layout.STAGING / fingerprint
+        vectors = embed_resumable(embedder, chunks, staging, batch_size=config.batch_size, progress=config.progress)
+        dimension = int(embedder.dimension)
 
     version = layout.new_version_dir(out)
     try:
@@ -175,7 +187,7 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
             "format": layout.FORMAT_NAME,
             "format_version": layout.FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "embedder": {"name": config.embedder, "dimension": int(embedder.dimension)},
+            "embedder": {"name": config.embedder, "dimension": dimension},
             "vector_index": {"type": _index_kind(config.index_type, len(chunks)), "count": len(chunks)},
             "counts": {
                 "documents": len(documents),
