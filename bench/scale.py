@@ -113,6 +113,11 @@ def build(args) -> dict:
     index.train(sample)
     figures["train_s"] = time.perf_counter() - started
     figures["train_size"] = len(sample)
+    refine = None
+    if args.refine:
+        # A second, 8-bit scalar-quantised copy (1 byte a dimension) re-scores the PQ candidates.
+        refine = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        refine.train(sample)
     del sample
 
     k = 10
@@ -125,6 +130,8 @@ def build(args) -> dict:
         truth_scores, truth_rows = merge_top_k(truth_scores, truth_rows, queries @ chunk.T, start, k)
         t1 = time.perf_counter()
         index.add(chunk)
+        if refine is not None:
+            refine.add(chunk)
         add_s += time.perf_counter() - t1
         generate_s += t1 - t0
         print(f"[scale] added {start + len(chunk)}", file=sys.stderr, flush=True)
@@ -136,8 +143,16 @@ def build(args) -> dict:
     figures["file_mb"] = path.stat().st_size / 2**20
     np.save(out / "queries.npy", queries, allow_pickle=False)
     np.save(out / "truth.npy", truth_rows, allow_pickle=False)
+    paths = {args.index_type: str(path)}
+    if refine is not None:
+        refined = faiss.IndexRefine(index, refine)
+        refined.k_factor = args.k_factor
+        refined_path = out / f"scale-{args.index_type}+sq8-{args.n}.faiss"
+        faiss.write_index(refined, str(refined_path))
+        figures["file_mb (+sq8 refine)"] = refined_path.stat().st_size / 2**20
+        paths[f"{args.index_type}+sq8 refine (k_factor {args.k_factor})"] = str(refined_path)
     del index
-    return {"figures": figures, "index": str(path)}
+    return {"figures": figures, "indexes": paths}
 
 
 def measure(index_path: str, out: str, nprobes: list[int], mmap: bool) -> dict:
@@ -187,20 +202,24 @@ def measure(index_path: str, out: str, nprobes: list[int], mmap: bool) -> dict:
 def render(report: dict) -> str:
     f = report["figures"]
     lines = [
-        f"n={f['n']} ({f['base_passages']} real passages + perturbed mixtures), {f['index_type']}, file {f['file_mb']:.0f} MB, "
-        f"train {f['train_s']:.1f}s on {f['train_size']} vectors, add {f['add_s']:.1f}s",
+        f"n={f['n']} ({f['base_passages']} real passages + perturbed mixtures), file {f['file_mb']:.0f} MB"
+        + (f" (+sq8: {f['file_mb (+sq8 refine)']:.0f} MB)" if "file_mb (+sq8 refine)" in f else "")
+        + f", train {f['train_s']:.1f}s on {f['train_size']} vectors, add {f['add_s']:.1f}s",
         "",
-        "| load | RSS delta after load MB | USS delta after load MB | RSS delta after searches MB | USS delta after searches MB |",
-        "|---|---|---|---|---|",
+        "| index | load | RSS delta after load MB | USS delta after load MB | RSS delta after searches MB | USS delta after searches MB |",
+        "|---|---|---|---|---|---|",
     ]
     for m in report["measurements"]:
         lines.append(
-            f"| {'mmap' if m['mmap'] else 'read'} | {m['rss_delta_after_load_mb']:.0f} | {m['uss_delta_after_load_mb']:.0f} | "
-            f"{m['rss_delta_after_search_mb']:.0f} | {m['uss_delta_after_search_mb']:.0f} |"
+            f"| {m.get('index', f['index_type'])} | {'mmap' if m['mmap'] else 'read'} | {m['rss_delta_after_load_mb']:.0f} | "
+            f"{m['uss_delta_after_load_mb']:.0f} | {m['rss_delta_after_search_mb']:.0f} | {m['uss_delta_after_search_mb']:.0f} |"
         )
-    lines += ["", f"| nprobe | p50 ms | p95 ms | recall@10 vs exact ({f['queries']} queries, {report['measurements'][0]['threads']} threads) |", "|---|---|---|---|"]
-    for row in report["measurements"][0]["search"]:
-        lines.append(f"| {row['nprobe']} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['recall@10']:.3f} |")
+    lines += ["", f"| index | nprobe | p50 ms | p95 ms | recall@10 vs exact ({f['queries']} queries, {report['measurements'][0]['threads']} threads) |", "|---|---|---|---|---|"]
+    for m in report["measurements"]:
+        if not m["mmap"]:
+            continue
+        for row in m["search"]:
+            lines.append(f"| {m.get('index', f['index_type'])} | {row['nprobe']} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['recall@10']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -215,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refine", action="store_true", help="also an IVF-PQ + SQ8 re-scoring variant (IndexRefine)")
+    parser.add_argument("--k-factor", type=int, default=4, help="candidates re-scored = k_factor x 10")
     parser.add_argument("--out", default=".kgrag/scale")
     parser.add_argument("--measure", nargs=2, metavar=("INDEX", "MMAP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -224,17 +245,19 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     built = build(args)
     measurements = []
-    for mmap in (True, False):
-        result = subprocess.run(
-            [sys.executable, __file__, "--out", args.out, "--nprobe", *map(str, args.nprobe), "--measure", built["index"], "1" if mmap else "0"],
-            capture_output=True, text=True, check=True,
-        )
-        measurements.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    for name, path in built["indexes"].items():
+        for mmap in (True, False):
+            result = subprocess.run(
+                [sys.executable, __file__, "--out", args.out, "--nprobe", *map(str, args.nprobe), "--measure", path, "1" if mmap else "0"],
+                capture_output=True, text=True, check=True,
+            )
+            measurements.append({"index": name, **json.loads(result.stdout.strip().splitlines()[-1])})
     report = {"command": " ".join(["python", "bench/scale.py", *(argv if argv is not None else sys.argv[1:])]), "figures": built["figures"], "measurements": measurements}
     Path(args.out, "scale.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     text = render(report)
     Path(args.out, "scale.md").write_text(text, encoding="utf-8")
-    Path(built["index"]).unlink()  # hundreds of MB; the figures are in scale.json
+    for path in built["indexes"].values():
+        Path(path).unlink()  # hundreds of MB; the figures are in scale.json
     print(text)
     return 0
 
