@@ -322,13 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N passages")
     parser.add_argument("--questions", type=int, default=50, help="sample questions asked for the stage figures")
     parser.add_argument("--repeats", type=int, default=3, help="alternated repeats of ours vs raw (best kept)")
-    parser.add_argument("--batch-size", type=int, default=64, help="our Embedder's batch size (the build default)")
+    parser.add_argument("--batch-size", type=int, default=None, help="our Embedder's batch size (default: the build's)")
     parser.add_argument("--quick", action="store_true", help="a few minutes on 2 cores: 2 repeats, 12 questions")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats = min(args.repeats, 2)
         args.questions = min(args.questions, 12)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from indexes.embedder import DEFAULT_BATCH_SIZE
+
+    args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE
 
     from indexes.build import BuildConfig, build_index
 

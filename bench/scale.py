@@ -9,7 +9,10 @@ How the 1M vectors are made (documented, seeded, reproducible):
   normalise(w * a + (1 - w) * b + sigma * noise) with a, b drawn uniformly, w ~ U(0.7, 1.0) and Gaussian noise
   of sigma 0.02 per dimension (about 0.4 in norm: cosine ~0.9 to its main parent), so the collection has the
   clustered shape of real embeddings rather than 50 exact copies of each passage.
-- Queries: real questions from the `questions.jsonl` next to each passages file, embedded with the same model.
+  Or `--base-index DIR ...`: the vectors of kgrag indexes already built with the same packaged MiniLM (no
+  re-embedding: on a loaded 2-core machine embedding 20k passages takes longer than the rest of the run).
+- Queries: real questions from the `questions.jsonl` next to each passages file (or `--questions`), embedded with
+  the same model.
 - Exact top-10 ground truth is computed chunk by chunk while the vectors are generated (never 1.5 GB at once).
 
 RAM is measured in a fresh subprocess that only loads the index and searches: RSS and USS (private memory)
@@ -92,6 +95,35 @@ def embed_base(files: list[str], limit: int, query_limit: int, cache: Path):
     return base, queries
 
 
+def vectors_from_indexes(folders: list[str], limit: int, question_files: list[str], query_limit: int, cache: Path):
+    """Real passage vectors taken from kgrag indexes already built with the packaged MiniLM (no re-embedding),
+    and real questions embedded with the same model."""
+    import numpy as np
+
+    if cache.is_file():
+        data = np.load(cache, allow_pickle=False)
+        return data["base"], data["queries"]
+    from indexes.embedder import DEFAULT_EMBEDDER, Embedder
+    from indexes.store import load_index
+    from indexes.vector import all_vectors
+
+    parts = []
+    for folder in folders:
+        loaded = load_index(folder, use_gpu=False)
+        if loaded.embedder_name != DEFAULT_EMBEDDER or loaded.vectors is None:
+            raise SystemExit(f"{folder}: needs an index built with {DEFAULT_EMBEDDER}")
+        parts.append(all_vectors(loaded.vectors._cpu_index))
+    base = np.concatenate(parts)[:limit]
+    questions = []
+    for file in question_files:
+        questions += [json.loads(line)["question"] for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    step = max(1, len(questions) // query_limit)
+    queries = Embedder(device="cpu").encode(questions[::step][:query_limit])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, base=base, queries=queries)
+    return base, queries
+
+
 def build(args) -> dict:
     import faiss
     import numpy as np
@@ -99,7 +131,10 @@ def build(args) -> dict:
     from indexes.vector import make_index, training_sample_size
 
     out = Path(args.out)
-    base, queries = embed_base(args.base_passages, args.base, args.queries, out / "base_embeddings.npz")
+    if args.base_index:
+        base, queries = vectors_from_indexes(args.base_index, args.base, args.questions, args.queries, out / "base_index_vectors.npz")
+    else:
+        base, queries = embed_base(args.base_passages, args.base, args.queries, out / "base_embeddings.npz")
     dimension = base.shape[1]
     index = make_index(dimension, args.n, args.index_type, pq_m=args.pq_m)
     figures: dict = {"n": args.n, "base_passages": len(base), "queries": len(queries), "index_type": args.index_type}
@@ -228,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--base-passages", nargs="+", default=[str(REPO / "data" / "sample" / "passages.jsonl")])
     parser.add_argument("--base", type=int, default=20_000, help="real passages embedded (the rest are perturbed)")
+    parser.add_argument("--base-index", nargs="+", help="take the real vectors from these kgrag indexes instead of embedding")
+    parser.add_argument("--questions", nargs="+", default=[], help="questions.jsonl files for the queries (with --base-index)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--index-type", default="ivfpq", choices=["ivfpq", "ivf", "flat", "hnsw"])
     parser.add_argument("--pq-m", type=int, default=None, help="PQ bytes a vector (default: dimension / 8)")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from indexes import layout
 from indexes.chunking import ChunkingConfig, chunk_passages
-from indexes.embedder import DEFAULT_EMBEDDER, Embedder
+from indexes.embedder import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, Embedder
 from indexes.readers import ReadReport, read_passages, read_triples
 from indexes.vector import IndexType, make_index, train_and_add, write_index
 from kg.graph import KnowledgeGraph
@@ -46,7 +46,7 @@ class BuildConfig:
     # KG, and the default pipeline reads the KG through its own retriever.
     kg_passages: bool = False
     skip_bad_lines: bool = False
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     progress: bool = True
     # Chunk and embed on Ray ("auto": a running cluster, else a local instance; or a cluster address). Not
     # resumable: a killed Ray build starts its embedding again.

@@ -26,7 +26,7 @@ import numpy as np
 from indexes import layout
 from indexes.build import KG_PASSAGE_SOURCE, _embedding_text, verbalize_entity
 from indexes.chunking import ChunkingConfig, chunk_passages
-from indexes.embedder import Embedder
+from indexes.embedder import DEFAULT_BATCH_SIZE, Embedder
 from indexes.readers import read_passages, read_triples
 from indexes.vector import all_vectors, empty_like, read_index_writable, write_index
 from kg.graph import KnowledgeGraph
@@ -89,7 +89,7 @@ def add_to_index(
     triples: Sequence[str | Path] = (),
     chunking: ChunkingConfig | None = None,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> UpdateResult:
     """Add the passages (JSONL files / folders) and triples (TSV / JSONL files) to the live index."""
     started = time.perf_counter()
@@ -130,7 +130,7 @@ def delete_from_index(
     ids: Iterable[str] = (),
     triples: Sequence[str | Path] = (),
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> UpdateResult:
     """Delete passages by id (a document id removes all its chunks) and the triples listed in the files."""
     started = time.perf_counter()
