@@ -19,8 +19,11 @@ from rag.errors import IndexLoadError, InputError
 if TYPE_CHECKING:
     import numpy as np
 
-IndexType = Literal["auto", "flat", "ivf", "hnsw", "ivfpq"]
-INDEX_TYPES: tuple[str, ...] = ("auto", "flat", "ivf", "hnsw", "ivfpq")
+IndexType = Literal["auto", "flat", "ivf", "hnsw", "ivfpq", "ivfpq-sq8"]
+INDEX_TYPES: tuple[str, ...] = ("auto", "flat", "ivf", "hnsw", "ivfpq", "ivfpq-sq8")
+# ivfpq-sq8: the PQ candidates (k_factor x top_k) re-scored with 8-bit scalar-quantised vectors. At 1M x 384-d
+# recall@10 rose from 0.51 to 0.88 for 366 MB more (bench/README.md).
+REFINE_K_FACTOR = 4
 # Below this many vectors an exact search is fast enough (about 15 ms per query for 100k on 2 cores).
 EXACT_LIMIT = 200_000
 
@@ -65,6 +68,12 @@ def make_index(
         quantizer = faiss.IndexFlatIP(dimension)
         index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
         index.nprobe = min(lists, nprobe or 16)
+        return index
+    if index_type == "ivfpq-sq8":
+        base = make_index(dimension, count, "ivfpq", nprobe=nprobe, pq_m=pq_m)
+        refine = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexRefine(base, refine)  # faiss's wrapper keeps both parts alive with the index
+        index.k_factor = REFINE_K_FACTOR
         return index
     if index_type == "ivfpq":
         # Residual product quantisation: m bytes a vector instead of 4 x dimension (1M x 384-d: 48 MB of codes).

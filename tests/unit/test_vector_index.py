@@ -140,3 +140,24 @@ def test_torch_cuda_top_k_matches_faiss() -> None:
     faiss_scores, faiss_rows = index.search(vectors[:10], 5)
     assert (rows[:, 0] == faiss_rows[:, 0]).all()
     np.testing.assert_allclose(scores, faiss_scores, atol=1e-4)
+
+
+def test_ivfpq_sq8_refine_beats_plain_ivfpq_and_survives_a_round_trip(tmp_path: Path) -> None:
+    vectors = clustered(4000)
+    queries = clustered(100, seed=1)
+    plain = make_index(64, len(vectors), "ivfpq")
+    train_and_add(plain, vectors)
+    refined = make_index(64, len(vectors), "ivfpq-sq8")
+    train_and_add(refined, vectors)
+    for index in (plain, refined):
+        set_nprobe(index, 16)
+    assert recall_at_10(refined, vectors, queries) > recall_at_10(plain, vectors, queries) + 0.2
+    path = tmp_path / "r.faiss"
+    write_index(refined, path)
+    loaded = VectorIndex.load(path, expected_dimension=64, use_gpu=False, nprobe=16)
+    assert recall_at_10(loaded._cpu_index, vectors, queries) == pytest.approx(recall_at_10(refined, vectors, queries))
+    np.testing.assert_allclose(all_vectors(refined), vectors, atol=0.02)  # the 8-bit copy
+    fresh = empty_like(refined)
+    assert fresh.ntotal == 0 and fresh.is_trained
+    fresh.add(vectors[:50])
+    assert fresh.search(vectors[:1], 1)[1][0, 0] == 0
