@@ -167,3 +167,19 @@ def test_ivf_indexes_are_updated_without_retraining(tmp_path: Path, fake, fake_e
     assert len(loaded.vectors) == 400 and "p3" not in {p.id for p in loaded.passages}
     loaded.vectors._cpu_index.nprobe = loaded.vectors._cpu_index.nlist
     assert search_ids(out, "zebra zebra stripes savanna", fake_embedder_cls) == ["zebra"]
+
+
+@pytest.mark.parametrize("kind", ["ivfpq", "ivfpq-sq8"])
+def test_pq_indexes_build_load_and_update(tmp_path: Path, fake, fake_embedder_cls, kind: str) -> None:
+    rows = [{"id": f"p{i}", "text": f"passage {i} topic{i % 13} thing{i % 17} item{i % 29}"} for i in range(1200)]
+    out = tmp_path / kind
+    result = build_index(out, BuildConfig(passages=(str(write_jsonl(tmp_path / "p.jsonl", rows)),), index_type=kind,
+                                          nprobe=64, progress=False))
+    assert result.manifest["vector_index"]["type"] == kind
+    loaded = load_index(out)
+    assert len(loaded.vectors) == 1200
+    delete_from_index(out, ids=["p5"])
+    add_to_index(out, passages=[write_jsonl(tmp_path / "n.jsonl", [{"id": "zebra", "text": "zebra zebra stripes savanna"}])])
+    loaded = load_index(out, nprobe=10_000)
+    assert len(loaded.vectors) == 1200 and "p5" not in {p.id for p in loaded.passages}
+    assert "zebra" in search_ids(out, "zebra zebra stripes savanna", fake_embedder_cls, k=5)
