@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from indexes import layout
 from indexes.chunking import ChunkingConfig, chunk_passages
-from indexes.embedder import DEFAULT_EMBEDDER, Embedder
+from indexes.embedder import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, Embedder
 from indexes.readers import ReadReport, read_passages, read_triples
 from indexes.vector import IndexType, make_index, train_and_add, write_index
 from kg.graph import KnowledgeGraph
@@ -46,14 +46,21 @@ class BuildConfig:
     # KG, and the default pipeline reads the KG through its own retriever.
     kg_passages: bool = False
     skip_bad_lines: bool = False
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     progress: bool = True
+    # Chunk and embed on Ray ("auto": a running cluster, else a local instance; or a cluster address). Not
+    # resumable: a killed Ray build starts its embedding again.
+    ray: str | None = None
+    # IVF / IVF-PQ: lists searched per query (stored in the index file; `load_index(nprobe=...)` overrides it).
+    nprobe: int | None = None
 
     def __post_init__(self) -> None:
         if not self.passages and not self.triples:
             raise InputError("build needs at least one of --passages / --triples")
         if self.batch_size <= 0:
             raise InputError(f"batch_size must be greater than 0, got {self.batch_size}")
+        if self.nprobe is not None and self.nprobe <= 0:
+            raise InputError(f"nprobe must be greater than 0, got {self.nprobe}")
 
 
 @dataclass(frozen=True)
@@ -66,19 +73,26 @@ class BuildResult:
 
 def verbalize_entities(graph: KnowledgeGraph, *, max_values: int = 25) -> Iterable[Passage]:
     """One passage per entity with outgoing edges: 'Inception. directed by: Christopher Nolan. release year: 2010.'"""
-    for entity_id, name in enumerate(graph.entities):
-        rows = graph.out_rows(entity_id)
-        if not len(rows):
-            continue
-        by_relation: dict[str, list[str]] = defaultdict(list)
-        for row in rows:
-            _, r, t = graph.triples[row]
-            by_relation[graph.relations[r]].append(graph.entities[t])
-        parts = [
-            f"{relation.replace('_', ' ')}: {', '.join(sorted(values)[:max_values])}"
-            for relation, values in sorted(by_relation.items())
-        ]
-        yield Passage(id=f"kg:{name}", text=f"{name}. " + ". ".join(parts) + ".", title=name, source=KG_PASSAGE_SOURCE)
+    for entity_id in range(len(graph.entities)):
+        passage = verbalize_entity(graph, entity_id, max_values=max_values)
+        if passage is not None:
+            yield passage
+
+
+def verbalize_entity(graph: KnowledgeGraph, entity_id: int, *, max_values: int = 25) -> Passage | None:
+    rows = graph.out_rows(entity_id)
+    if not len(rows):
+        return None
+    name = graph.entities[entity_id]
+    by_relation: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        _, r, t = graph.triples[row]
+        by_relation[graph.relations[r]].append(graph.entities[t])
+    parts = [
+        f"{relation.replace('_', ' ')}: {', '.join(sorted(values)[:max_values])}"
+        for relation, values in sorted(by_relation.items())
+    ]
+    return Passage(id=f"kg:{name}", text=f"{name}. " + ". ".join(parts) + ".", title=name, source=KG_PASSAGE_SOURCE)
 
 
 def _fingerprint(embedder: str, passages: Sequence[Passage]) -> str:
@@ -150,12 +164,21 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
     if len(ids) != len(documents):
         raise InputError("passage ids must be unique across all --passages inputs")
     kg_documents = list(verbalize_entities(graph)) if graph is not None and config.kg_passages else []
-    chunks = list(chunk_passages(documents + kg_documents, config.chunking))
+    if config.ray:
+        from indexes.distributed import chunk_and_embed
 
-    embedder = Embedder(config.embedder, device=config.device, batch_size=config.batch_size)
-    fingerprint = _fingerprint(config.embedder, chunks)
-    staging = out / layout.STAGING / fingerprint
-    vectors = embed_resumable(embedder, chunks, staging, batch_size=config.batch_size, progress=config.progress)
+        chunks, vectors = chunk_and_embed(
+            documents + kg_documents, address=config.ray, embedder=config.embedder, device=config.device,
+            chunking=config.chunking, batch_size=config.batch_size,
+        )
+        dimension = int(vectors.shape[1]) if len(chunks) else Embedder(config.embedder, device=config.device).dimension
+    else:
+        chunks = list(chunk_passages(documents + kg_documents, config.chunking))
+        embedder = Embedder(config.embedder, device=config.device, batch_size=config.batch_size)
+        fingerprint = _fingerprint(config.embedder, chunks)
+        staging = out / layout.STAGING / fingerprint
+        vectors = embed_resumable(embedder, chunks, staging, batch_size=config.batch_size, progress=config.progress)
+        dimension = int(embedder.dimension)
 
     version = layout.new_version_dir(out)
     try:
@@ -164,7 +187,7 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
             "format": layout.FORMAT_NAME,
             "format_version": layout.FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "embedder": {"name": config.embedder, "dimension": int(embedder.dimension)},
+            "embedder": {"name": config.embedder, "dimension": dimension},
             "vector_index": {"type": _index_kind(config.index_type, len(chunks)), "count": len(chunks)},
             "counts": {
                 "documents": len(documents),
@@ -200,7 +223,7 @@ def _write_version(version: Path, chunks: list[Passage], vectors: np.ndarray, gr
         with (version / layout.PASSAGES).open("w", encoding="utf-8") as handle:
             for passage in chunks:
                 handle.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
-        index = make_index(vectors.shape[1], len(vectors), config.index_type)
+        index = make_index(vectors.shape[1], len(vectors), config.index_type, nprobe=config.nprobe)
         train_and_add(index, vectors)
         write_index(index, version / layout.VECTORS)
         files += [layout.PASSAGES, layout.VECTORS]

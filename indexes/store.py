@@ -30,7 +30,9 @@ class LoadedIndex:
         return int(self.manifest["embedder"]["dimension"])
 
 
-def load_index(index_dir: str | Path, *, verify: bool = True, use_gpu: bool | None = None) -> LoadedIndex:
+def load_index(
+    index_dir: str | Path, *, verify: bool = True, use_gpu: bool | None = None, nprobe: int | None = None
+) -> LoadedIndex:
     index_dir = Path(index_dir)
     version = layout.live_version(index_dir)
     manifest = layout.read_manifest(version)
@@ -44,7 +46,7 @@ def load_index(index_dir: str | Path, *, verify: bool = True, use_gpu: bool | No
                 passages = [Passage.from_dict(json.loads(line)) for line in handle if line.strip()]
             except (ValueError, KeyError) as exc:
                 raise IndexLoadError(f"corrupt passage store {version / layout.PASSAGES}: {exc}") from exc
-        vectors = VectorIndex.load(version / layout.VECTORS, expected_dimension=int(manifest["embedder"]["dimension"]), use_gpu=use_gpu)
+        vectors = VectorIndex.load(version / layout.VECTORS, expected_dimension=int(manifest["embedder"]["dimension"]), use_gpu=use_gpu, nprobe=nprobe)
         if len(vectors) != len(passages):
             raise IndexLoadError(f"index {index_dir}: {len(vectors)} vectors but {len(passages)} passages")
     graph = KnowledgeGraph.load(version / layout.KG_DIR) if (version / layout.KG_DIR).is_dir() else None
