@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from kg.retrieval import KGRetrieverConfig
+from rag.defense import DefenseConfig
 from rag.errors import InputError
 from rag.reader import ReaderConfig
 
@@ -33,6 +34,9 @@ class PipelineConfig:
     refusal: bool = True
     # The reader's answer is kept when its calibrated confidence reaches this (see answering.reader_confidence).
     refusal_threshold: float = 0.4
+    # Cross-check an answer that a coordinated group of near-duplicate passages asserts (rag.defense).
+    poison_defense: bool = True
+    defense: DefenseConfig = field(default_factory=DefenseConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     kg: KGRetrieverConfig = field(default_factory=KGRetrieverConfig)
     verify_checksums: bool = True
@@ -56,7 +60,13 @@ class PipelineConfig:
 _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     # Plain RAG: dense top-k passages straight into the same reader; no KG, no refusal logic.
-    "vanilla": {"use_kg": False, "refusal": False, "min_passage_score": 0.0, "relative_passage_score": 0.0},
+    "vanilla": {
+        "use_kg": False,
+        "refusal": False,
+        "poison_defense": False,
+        "min_passage_score": 0.0,
+        "relative_passage_score": 0.0,
+    },
     # Structure only: KG candidates, no reader; refuses when the KG has no answer.
     "kg-only": {"use_reader": False},
 }

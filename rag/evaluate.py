@@ -21,6 +21,8 @@ class Question:
     question: str
     answers: tuple[str, ...]
     instruction: str | None = None
+    # The attacker's / planted answer (PoisonedRAG, RGB counterfactual): scored by the `asr` metric.
+    target: str | None = None
 
 
 def read_questions(path: str | Path) -> Iterator[Question]:
@@ -49,8 +51,11 @@ def read_questions(path: str | Path) -> Iterator[Question]:
         instruction = record.get("instruction")
         if instruction is not None and not isinstance(instruction, str):
             raise InputError(f'{where}: "instruction" must be a string')
+        target = record.get("target")
+        if target is not None and (not isinstance(target, str) or not target.strip()):
+            raise InputError(f'{where}: "target" must be a non-empty string')
         seen.add(qid)
-        yield Question(qid, question, tuple(answers), instruction)
+        yield Question(qid, question, tuple(answers), instruction, target)
 
 
 def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = None, limit: int | None = None,
@@ -72,9 +77,13 @@ def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = N
             prediction = {"text": "", "refused": True, "confidence": 0.0, "citations": [], "conflicts": [],
                           "error": str(exc)}
         seconds = time.perf_counter() - started
-        predictions.append(Prediction(q.answers, prediction["text"], prediction["refused"], seconds))
-        rows.append({"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": prediction,
-                     "seconds": round(seconds, 4)})
+        predictions.append(Prediction(q.answers, prediction["text"], prediction["refused"], seconds,
+                                      target=q.target, conflicts=len(prediction.get("conflicts") or ())))
+        row = {"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": prediction,
+               "seconds": round(seconds, 4)}
+        if q.target is not None:
+            row["target"] = q.target
+        rows.append(row)
     metrics = aggregate(predictions)
     if out is not None:
         out = Path(out)
