@@ -32,8 +32,11 @@ class PipelineConfig:
     min_kg_evidence_confidence: float = 0.1
     max_kg_evidence: int = field(default=12, metadata={"help": "triples shown to the reader"})
     refusal: bool = True
-    # The reader's answer is kept when its calibrated confidence reaches this (see answering.reader_confidence).
-    refusal_threshold: float = 0.4
+    # Answer.confidence is the packaged calibrated model's (rag.calibration) when one ships, else the hand-set
+    # rule (answering.reader_confidence). The reader's answer is kept when confidence reaches the threshold:
+    # None = the calibration's own (chosen on dev), or 0.4 with the hand-set rule.
+    calibrated: bool = True
+    refusal_threshold: float | None = None
     # Cross-check an answer that a coordinated group of near-duplicate passages asserts (rag.defense).
     poison_defense: bool = True
     defense: DefenseConfig = field(default_factory=DefenseConfig)
@@ -51,6 +54,8 @@ class PipelineConfig:
             raise InputError(f"max_answers must be greater than 0, got {self.max_answers!r}")
         for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score", "min_kg_evidence_confidence"):
             value = getattr(self, name)
+            if value is None and name == "refusal_threshold":
+                continue
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value!r}")
         if not self.use_kg and not self.use_reader:

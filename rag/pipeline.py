@@ -17,7 +17,7 @@ from indexes.build import KG_PASSAGE_SOURCE
 from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
-from rag import answering
+from rag import answering, calibration
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
 from rag.errors import InputError
@@ -149,11 +149,11 @@ class QAPipeline(Runnable[Any, Answer]):
                 return self._timed(replace(answer, conflicts=conflicts), timings)
             if verdict.action == "switch" and verdict.output is not None:
                 output, evidence, method = verdict.output, list(verdict.evidence), "defense"
-        supported = answering.supported_by(output.text, evidence)
-        confidence = answering.reader_confidence(output, supported)
-        if self.config.refusal and confidence < self.config.refusal_threshold:
+        signals = calibration.signals(output, evidence, kg_confidence=subgraph.confidence if subgraph else 0.0)
+        confidence, threshold = self._confidence(output, evidence, signals)
+        if self.config.refusal and confidence < threshold:
             refused = answering.refusal(question, evidence, method="refusal", confidence=confidence)
-            return self._timed(replace(refused, conflicts=conflicts), timings)
+            return self._timed(replace(refused, conflicts=conflicts, signals=signals), timings)
         answer = Answer(
             question=question,
             text=output.text,
@@ -162,8 +162,18 @@ class QAPipeline(Runnable[Any, Answer]):
             citations=tuple(answering.reader_citations(output, evidence)),
             conflicts=conflicts,
             method=method,
+            signals=signals,
         )
         return self._timed(answer, timings)
+
+    def _confidence(self, output, evidence, signals: dict[str, float]) -> tuple[float, float]:
+        """(confidence, refusal threshold): the calibrated model's when one ships, else the hand-set rule."""
+        model = calibration.packaged_model() if self.config.calibrated else None
+        if model is not None:
+            threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else model.threshold
+            return model.confidence(signals), threshold
+        threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else 0.4
+        return answering.reader_confidence(output, answering.supported_by(output.text, evidence)), threshold
 
     def _pool_size(self) -> int:
         if self.defense is None:
