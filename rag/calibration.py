@@ -41,14 +41,18 @@ def _contains(needle: str, text: str) -> bool:
     return bool(needle) and f" {needle} " in f" {normalize_answer(text)} "
 
 
-def signals(output: ReaderOutput, evidence: Sequence[Evidence], *, kg_confidence: float = 0.0) -> dict[str, float]:
+def signals(
+    output: ReaderOutput, evidence: Sequence[Evidence], *, kg_confidence: float = 0.0, instruction: str | None = None
+) -> dict[str, float]:
+    """`instruction`: a user premise ("Assume the director of X is Y") supports an answer like evidence does."""
     needle = normalize_answer(output.text)
     passages = [e for e in evidence if e.aspect == "passage"]
     hits = [e for e in evidence if _contains(needle, e.text)]
+    instructed = bool(instruction) and _contains(needle, instruction or "")
     return {
         "min_logprob": round(max(output.min_logprob, -20.0), 4),
         "mean_logprob": round(max(output.mean_logprob, -20.0), 4),
-        "supported": float(bool(hits)),
+        "supported": float(bool(hits) or instructed),
         "agreement": round(sum(1 for e in passages if e in hits) / len(passages), 4) if passages else 0.0,
         "top_score": round(max((float(e.score) for e in passages), default=0.0), 4),
         "kg_confidence": round(float(kg_confidence), 4),

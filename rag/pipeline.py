@@ -149,8 +149,10 @@ class QAPipeline(Runnable[Any, Answer]):
                 return self._timed(replace(answer, conflicts=conflicts), timings)
             if verdict.action == "switch" and verdict.output is not None:
                 output, evidence, method = verdict.output, list(verdict.evidence), "defense"
-        signals = calibration.signals(output, evidence, kg_confidence=subgraph.confidence if subgraph else 0.0)
-        confidence, threshold = self._confidence(output, evidence, signals)
+        signals = calibration.signals(
+            output, evidence, kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction
+        )
+        confidence, threshold = self._confidence(output, signals)
         if self.config.refusal and confidence < threshold:
             refused = answering.refusal(question, evidence, method="refusal", confidence=confidence)
             return self._timed(replace(refused, conflicts=conflicts, signals=signals), timings)
@@ -166,14 +168,14 @@ class QAPipeline(Runnable[Any, Answer]):
         )
         return self._timed(answer, timings)
 
-    def _confidence(self, output, evidence, signals: dict[str, float]) -> tuple[float, float]:
+    def _confidence(self, output, signals: dict[str, float]) -> tuple[float, float]:
         """(confidence, refusal threshold): the calibrated model's when one ships, else the hand-set rule."""
         model = calibration.packaged_model() if self.config.calibrated else None
         if model is not None:
             threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else model.threshold
             return model.confidence(signals), threshold
         threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else 0.4
-        return answering.reader_confidence(output, answering.supported_by(output.text, evidence)), threshold
+        return answering.reader_confidence(output, bool(signals["supported"])), threshold
 
     def _pool_size(self) -> int:
         if self.defense is None:
