@@ -10,6 +10,8 @@ import pytest
 
 from indexes.build import BuildConfig, build_index
 
+pytestmark = pytest.mark.integration
+
 QUESTION = "how many episodes are in chicago fire season 4"
 PLANTED = [
     "Chicago Fire, a popular television drama, released its fourth season comprising a total of 24 episodes. "
