@@ -72,3 +72,10 @@ def test_calibrate_fit_and_report_commands(tmp_path) -> None:
     assert 0.0 <= model.threshold <= 1.0
     assert calibrate_main(["report", "--features", str(features), "--model", str(model_path)]) == 0
     assert calibrate_main(["report", "--features", str(features), "--model", str(tmp_path / "none.json")]) == 2
+
+
+def test_an_instruction_supports_the_answer_it_states() -> None:
+    output = make_output("Kirby Dick", [-0.3])
+    assert signals(output, EVIDENCE)["supported"] == 0.0
+    assert signals(output, EVIDENCE, instruction="Assume the director of X is Kirby Dick.")["supported"] == 1.0
+    assert signals(output, EVIDENCE, instruction="Assume the director of X is Y.")["supported"] == 0.0
