@@ -37,6 +37,9 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="folder for predictions.jsonl and metrics.json")
     evaluate.add_argument("--limit", type=int)
 
+    score = sub.add_parser("score", help="metrics of a predictions.jsonl from rag eval (also a stopped run's)")
+    score.add_argument("--predictions", required=True)
+
     ui = sub.add_parser("ui", help="open the Streamlit chat UI")
     ui.add_argument("--index", required=True)
     return parser
@@ -75,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
         return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
              "--server.maxUploadSize", "50", "--", "--index", args.index])
+    if args.command == "score":
+        from rag.evaluate import score_predictions
+
+        try:
+            print(json.dumps(score_predictions(args.predictions)))
+            return 0
+        except KgragError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     from rag.pipeline import QAPipeline
 
     try:

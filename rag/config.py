@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from kg.retrieval import KGRetrieverConfig
+from rag.defense import DefenseConfig
 from rag.errors import InputError
 from rag.reader import ReaderConfig
 
@@ -34,8 +35,14 @@ class PipelineConfig:
     # answer was only obeyed from (rag.injection). Off in vanilla: plain RAG is the baseline it is measured against.
     injection_guard: bool = True
     refusal: bool = True
-    # The reader's answer is kept when its calibrated confidence reaches this (see answering.reader_confidence).
-    refusal_threshold: float = 0.4
+    # Answer.confidence is the packaged calibrated model's (rag.calibration) when one ships, else the hand-set
+    # rule (answering.reader_confidence). The reader's answer is kept when confidence reaches the threshold:
+    # None = the calibration's own (chosen on dev), or 0.4 with the hand-set rule.
+    calibrated: bool = True
+    refusal_threshold: float | None = None
+    # Cross-check an answer that a coordinated group of near-duplicate passages asserts (rag.defense).
+    poison_defense: bool = True
+    defense: DefenseConfig = field(default_factory=DefenseConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     kg: KGRetrieverConfig = field(default_factory=KGRetrieverConfig)
     verify_checksums: bool = True
@@ -50,6 +57,8 @@ class PipelineConfig:
             raise InputError(f"max_answers must be greater than 0, got {self.max_answers!r}")
         for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score", "min_kg_evidence_confidence"):
             value = getattr(self, name)
+            if value is None and name == "refusal_threshold":
+                continue
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value!r}")
         if not self.use_kg and not self.use_reader:
@@ -63,6 +72,7 @@ _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
         "use_kg": False,
         "refusal": False,
         "injection_guard": False,
+        "poison_defense": False,
         "min_passage_score": 0.0,
         "relative_passage_score": 0.0,
     },

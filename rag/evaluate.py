@@ -21,6 +21,8 @@ class Question:
     question: str
     answers: tuple[str, ...]
     instruction: str | None = None
+    # The attacker's / planted answer (PoisonedRAG, RGB counterfactual): scored by the `asr` metric.
+    target: str | None = None
 
 
 def read_questions(path: str | Path) -> Iterator[Question]:
@@ -49,8 +51,11 @@ def read_questions(path: str | Path) -> Iterator[Question]:
         instruction = record.get("instruction")
         if instruction is not None and not isinstance(instruction, str):
             raise InputError(f'{where}: "instruction" must be a string')
+        target = record.get("target")
+        if target is not None and (not isinstance(target, str) or not target.strip()):
+            raise InputError(f'{where}: "target" must be a non-empty string')
         seen.add(qid)
-        yield Question(qid, question, tuple(answers), instruction)
+        yield Question(qid, question, tuple(answers), instruction, target)
 
 
 def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = None, limit: int | None = None,
@@ -62,25 +67,56 @@ def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = N
         raise InputError(f"no questions in {questions_path}")
     pipeline.warm_up()
     predictions: list[Prediction] = []
-    rows = []
-    for q in tqdm(questions, desc="answering", unit="q", disable=not progress):
-        started = time.perf_counter()
-        try:
-            prediction = pipeline.ask(q.question, instruction=q.instruction).to_dict()
-        except InputError as exc:
-            # One unusable question (empty, too long) is reported and counted as declined; the run goes on.
-            prediction = {"text": "", "refused": True, "confidence": 0.0, "citations": [], "conflicts": [],
-                          "error": str(exc)}
-        seconds = time.perf_counter() - started
-        predictions.append(Prediction(q.answers, prediction["text"], prediction["refused"], seconds))
-        rows.append({"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": prediction,
-                     "seconds": round(seconds, 4)})
-    metrics = aggregate(predictions)
+    handle = None
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
-            for row in rows:
+        # Written row by row: a long run stopped early still leaves the answers so far (see score_predictions).
+        handle = (out / "predictions.jsonl").open("w", encoding="utf-8")
+    try:
+        for q in tqdm(questions, desc="answering", unit="q", disable=not progress):
+            started = time.perf_counter()
+            try:
+                prediction = pipeline.ask(q.question, instruction=q.instruction).to_dict()
+            except InputError as exc:
+                # One unusable question (empty, too long) is reported and counted as declined; the run goes on.
+                prediction = {"text": "", "refused": True, "confidence": 0.0, "citations": [], "conflicts": [],
+                              "error": str(exc)}
+            seconds = time.perf_counter() - started
+            predictions.append(Prediction(q.answers, prediction["text"], prediction["refused"], seconds,
+                                          target=q.target, conflicts=len(prediction.get("conflicts") or ())))
+            row = {"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": prediction,
+                   "seconds": round(seconds, 4)}
+            if q.target is not None:
+                row["target"] = q.target
+            if handle is not None:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.flush()
+    finally:
+        if handle is not None:
+            handle.close()
+    metrics = aggregate(predictions)
+    if out is not None:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
+
+
+def score_predictions(path: str | Path) -> dict[str, float]:
+    """Metrics of a predictions.jsonl written by `run_eval` (also a partial one from a stopped run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"predictions file does not exist: {path}")
+    predictions = []
+    for number, line in decode_lines(path):
+        if not line.strip():
+            continue
+        record, problem = parse_json_line(line)
+        if problem or not isinstance(record, dict) or not isinstance(record.get("prediction"), dict):
+            raise InputError(f"{path}:{number}: not a run_eval prediction row")
+        p = record["prediction"]
+        predictions.append(Prediction(tuple(record.get("answers") or ()), p.get("text", ""), bool(p.get("refused")),
+                                      float(record.get("seconds", 0.0)), target=record.get("target"),
+                                      conflicts=len(p.get("conflicts") or ())))
+    if not predictions:
+        raise InputError(f"no predictions in {path}")
+    return aggregate(predictions)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from indexes.build import KG_PASSAGE_SOURCE
 from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
-from rag import answering, injection
+from rag import answering, calibration, injection
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
+from rag.defense import PoisonDefense
 from rag.errors import InputError
 from rag.reader import TransformersReader
 from rag.retrievers import DenseRetriever
@@ -52,6 +54,11 @@ class QAPipeline(Runnable[Any, Answer]):
         self.reader = reader
         self.dense = DenseRetriever(index.passages, index.vectors, embedder) if index.vectors is not None else None
         self.kg = KGRetriever(index.graph, embedder, config.kg) if index.graph is not None and config.use_kg else None
+        self.defense = (
+            PoisonDefense(config.defense, encoder=embedder, reader=reader)
+            if config.poison_defense and reader is not None
+            else None
+        )
         self._warm_lock = threading.Lock()
         self._warm = False
 
@@ -112,13 +119,17 @@ class QAPipeline(Runnable[Any, Answer]):
             return self._timed(answer, timings)
 
         started = time.perf_counter()
-        passages = self._dense(question)
+        # The defense looks for a planted group in a wider pool; the reader still sees the top_k.
+        pool = self._dense(question, top_k=self._pool_size())
+        if self.config.injection_guard:  # a passage that gives orders is no source, for the reader or the defense
+            pool = [h for h in pool if not injection.inspect(f"{h.passage.title}\n{h.passage.text}").suspicious]
+        passages = pool[: self.config.top_k]
         timings["dense"] = time.perf_counter() - started
         if subgraph is not None and subgraph.confidence < self.config.min_kg_evidence_confidence:
             subgraph = None  # a word linked by chance ("war") brings only noise
         evidence = answering.make_evidence(subgraph, passages, max_triples=self.config.max_kg_evidence)
         if self.config.injection_guard:
-            evidence, _ = injection.quarantine(evidence)
+            evidence, _ = injection.quarantine(evidence)  # triples too: entity names are user data
         if self.reader is None:
             return self._timed(answering.refusal(question, evidence, method="kg"), timings)
 
@@ -130,33 +141,68 @@ class QAPipeline(Runnable[Any, Answer]):
                 evidence = [e for number, e in enumerate(evidence) if number not in obeyed]
                 output = self.reader.read(question, evidence, instruction=instruction)
         timings["reader"] = time.perf_counter() - started
-        supported = answering.supported_by(output.text, evidence)
-        confidence = answering.reader_confidence(output, supported)
         if output.refused or not output.text:
             return self._timed(answering.refusal(question, evidence, method="reader"), timings)
-        if self.config.refusal and confidence < self.config.refusal_threshold:
-            return self._timed(answering.refusal(question, evidence, method="refusal", confidence=confidence), timings)
+        conflicts: tuple = ()
+        method = "reader"
+        # A user instruction may state a counterfactual premise on purpose: it is followed, not cross-checked.
+        if self.defense is not None and not instruction:
+            started = time.perf_counter()
+            trusted = [e for e in evidence if e.aspect == "triple"]
+            pool_evidence = answering.make_evidence(None, pool, max_triples=0)
+            verdict = self.defense.check(question, output, pool_evidence, trusted=trusted)
+            timings["defense"] = time.perf_counter() - started
+            conflicts = verdict.conflicts
+            if verdict.action == "refuse":
+                answer = answering.refusal(question, evidence, method="defense")
+                return self._timed(replace(answer, conflicts=conflicts), timings)
+            if verdict.action == "switch" and verdict.output is not None:
+                output, evidence, method = verdict.output, list(verdict.evidence), "defense"
+        signals = calibration.signals(
+            output, evidence, kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction
+        )
+        confidence, threshold = self._confidence(output, signals)
+        if self.config.refusal and confidence < threshold:
+            refused = answering.refusal(question, evidence, method="refusal", confidence=confidence)
+            return self._timed(replace(refused, conflicts=conflicts, signals=signals), timings)
         answer = Answer(
             question=question,
             text=output.text,
             refused=False,
             confidence=confidence,
             citations=tuple(answering.reader_citations(output, evidence)),
-            method="reader",
+            conflicts=conflicts,
+            method=method,
+            signals=signals,
         )
         return self._timed(answer, timings)
 
-    def _dense(self, question: str) -> list[ScoredPassage]:
+    def _confidence(self, output, signals: dict[str, float]) -> tuple[float, float]:
+        """(confidence, refusal threshold): the calibrated model's when one ships, else the hand-set rule."""
+        model = calibration.packaged_model() if self.config.calibrated else None
+        if model is not None:
+            threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else model.threshold
+            return model.confidence(signals), threshold
+        threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else 0.4
+        return answering.reader_confidence(output, bool(signals["supported"])), threshold
+
+    def _pool_size(self) -> int:
+        if self.defense is None:
+            return self.config.top_k
+        return max(self.config.top_k, self.config.defense.pool_size)
+
+    def _dense(self, question: str, *, top_k: int | None = None) -> list[ScoredPassage]:
         if self.dense is None:
             return []
-        hits = self.dense.retrieve(question, top_k=self.config.top_k * (2 if self.kg is not None else 1))
+        top_k = top_k or self.config.top_k
+        hits = self.dense.retrieve(question, top_k=top_k * (2 if self.kg is not None else 1))
         if self.kg is not None:
             # With the KG retriever on, its triples carry the facts the verbalised KG passages repeat.
             hits = [h for h in hits if h.passage.source != KG_PASSAGE_SOURCE]
         if not hits:
             return []
         floor = max(self.config.min_passage_score, self.config.relative_passage_score * hits[0].score)
-        return [h for h in hits if h.score >= floor][: self.config.top_k]
+        return [h for h in hits if h.score >= floor][:top_k]
 
     @staticmethod
     def _timed(answer: Answer, timings: dict[str, float]) -> Answer:

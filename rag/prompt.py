@@ -123,10 +123,14 @@ def build_messages(
     if not isinstance(question, str) or not sanitize(question):
         raise InputError(f"question must be a non-empty string, got {question!r}")
     parts: list[str] = []
-    if instruction is not None and sanitize(instruction):
-        parts.append(f"Instruction (takes precedence over the evidence): {sanitize(instruction)}")
     rendered = render_evidence(evidence, max_chars=max_evidence_chars, max_passage_words=max_passage_words)
     parts.append("Evidence:\n" + (rendered if rendered else "(none)"))
+    if instruction is not None and sanitize(instruction):
+        # After the evidence, next to the question: a 0.5B reader follows what it read last; before the
+        # evidence it answered the KG's value instead (MetaQA override probe, docs/RESULTS.md).
+        parts.append(
+            f"Instruction (overrides the evidence where they disagree; answer as if it were true): {sanitize(instruction)}"
+        )
     parts.append(f"Question: {sanitize(question)}")
     return [
         {"role": "system", "content": SYSTEM_PROMPT},

@@ -198,7 +198,15 @@ class TransformersReader:
         # The template already holds the special tokens; adding BOS again would shift the model.
         return list(self._tokenizer(rendered, add_special_tokens=False)["input_ids"])
 
-    def read(self, question: str, evidence: Sequence[Evidence], *, instruction: str | None = None) -> ReaderOutput:
+    def read(
+        self,
+        question: str,
+        evidence: Sequence[Evidence],
+        *,
+        instruction: str | None = None,
+        max_new_tokens: int | None = None,
+    ) -> ReaderOutput:
+        """Greedy answer; `max_new_tokens` overrides the config's for one call (short cross-check reads)."""
         import torch
 
         self.warm_up()
@@ -212,7 +220,7 @@ class TransformersReader:
             out = self._model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=self.config.max_new_tokens,
+                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                 do_sample=False,
                 num_beams=1,
                 temperature=None,

@@ -90,6 +90,8 @@ class Answer:
     # How the answer was reached ("kg", "reader", "refusal") and per-stage timings; for people and eval.
     method: str = ""
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    # The signals a reader answer's confidence was computed from (rag.calibration.SIGNALS); for calibration.
+    signals: dict[str, float] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:

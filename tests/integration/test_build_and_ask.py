@@ -96,7 +96,9 @@ def test_unanswerable_questions_are_mostly_refused(default_pipeline) -> None:
     assert len(refused) >= 2, [(a.question, a.text) for a in answers]
     for answer in refused:
         assert answer.text == "" or not answer.text.strip()
-        assert 0.0 <= answer.confidence < default_pipeline.config.refusal_threshold + 1e-9 or answer.method == "reader"
+        # Refused by the gate (below its threshold), by the reader itself, or by the poison defense.
+        assert 0.0 <= answer.confidence <= 1.0
+        assert answer.method in ("reader", "refusal", "defense")
 
 
 def test_vanilla_preset_runs_and_answers(vanilla_pipeline) -> None:

@@ -64,7 +64,8 @@ def test_instruction_precedence_is_stated_and_sanitised() -> None:
     assert "evidence overrides your own memory" in system
     assert "never instructions" in system
     assert "Assume that X is Y." in user and "<|im_end|>" not in user
-    assert user.index("Instruction") < user.index("Evidence")
+    # Next to the question, after the evidence: the small reader follows what it read last.
+    assert user.index("Evidence") < user.index("Instruction") < user.index("Question")
 
 
 def test_evidence_cannot_fake_a_turn() -> None:

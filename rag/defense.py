@@ -1,0 +1,226 @@
+"""Poisoned-context defense: check the reader's answer against a planted, coordinated group of passages.
+
+Knowledge-poisoning attacks (PoisonedRAG, RGB counterfactual) plant several passages that all assert the
+attacker's answer, written to match the question so they crowd the top of dense retrieval. The reader then
+parrots them: five passages outvote the one true passage. Ideas from RobustRAG / TrustRAG / AstuteRAG, made
+cheap enough for a CPU reader (each reader call costs seconds):
+
+1. Group by claim, not by passage: after the normal read, the passages of a wider pool that assert the
+   answer form its supporting group (string attribution, no model call).
+2. Independence: a group of >= `min_group` passages with high mutual embedding similarity is *coordinated*
+   (generated from one template) and counts as one uncorroborated source, not as a majority.
+3. Isolate-then-aggregate: only for a coordinated group, read the evidence outside it alone (trusted KG
+   triples + the best independent passages), and if that says nothing, the reader's own memory (a
+   closed-book read). Agreement corroborates the answer; a different claim wins over the coordinated group
+   and both claims are reported as a `Conflict`; with no other support the pipeline refuses rather than
+   repeat an uncorroborated coordinated claim.
+
+Only the `check` method calls models; the rest are pure functions so the decision logic is unit-tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from rag.errors import InputError
+from rag.metrics import normalize_answer
+from rag.reader import ReaderOutput
+from rag.types import Conflict, Evidence
+
+# Words that carry no claim: an answer "the 24" and "24" assert the same thing.
+_FILLER = frozenset(
+    "a an the of in on at to for by and or is are was were be it its this that with as from".split()
+)
+
+
+@dataclass(frozen=True)
+class DefenseConfig:
+    # Planted passages crowd the top of retrieval, so the group is looked for in a wider pool than top_k.
+    pool_size: int = field(default=10, metadata={"help": "dense passages examined for a coordinated group"})
+    min_group: int = field(default=3, metadata={"help": "passages asserting one answer before coordination counts"})
+    # Mean pairwise cosine (normalised embeddings) of the supporting group. PoisonedRAG's 5 passages per
+    # question: 0.70-0.93 in our probe (nq, first 8 questions); different real passages on one topic: lower.
+    coordination_similarity: float = 0.7
+    max_independent: int = field(default=3, metadata={"help": "independent passages read apart from the group"})
+    # The isolated reads only need a short answer: fewer generated tokens, fewer seconds.
+    max_new_tokens: int = 12
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pool_size, int) or self.pool_size <= 0:
+            raise InputError(f"defense pool_size must be greater than 0, got {self.pool_size!r}")
+        if not isinstance(self.min_group, int) or self.min_group < 2:
+            raise InputError(f"defense min_group must be at least 2, got {self.min_group!r}")
+        if not 0.0 <= self.coordination_similarity <= 1.0:
+            raise InputError(f"defense coordination_similarity must be in [0, 1], got {self.coordination_similarity!r}")
+        if not isinstance(self.max_independent, int) or self.max_independent < 0:
+            raise InputError(f"defense max_independent must be >= 0, got {self.max_independent!r}")
+        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 256:
+            raise InputError(f"defense max_new_tokens must be in [1, 256], got {self.max_new_tokens!r}")
+
+
+Action = Literal["keep", "switch", "refuse"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the pipeline does with the reader's answer. `output`/`evidence` are the answer to use on a switch."""
+
+    action: Action
+    reason: str
+    conflicts: tuple[Conflict, ...] = ()
+    output: ReaderOutput | None = None
+    evidence: tuple[Evidence, ...] = ()
+
+
+class _Encoder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class _Reader(Protocol):
+    def read(
+        self, question: str, evidence: Sequence[Evidence], *, instruction: str | None = None,
+        max_new_tokens: int | None = None,
+    ) -> ReaderOutput: ...
+
+
+# ---- pure parts ----------------------------------------------------------------------------------------
+
+
+def claim_tokens(answer: str) -> tuple[str, ...]:
+    tokens = normalize_answer(answer).split()
+    kept = tuple(t for t in tokens if t not in _FILLER)
+    return kept or tuple(tokens)
+
+
+def asserts(answer: str, text: str) -> bool:
+    """Does `text` state `answer`? The whole answer as words, or (multi-word answers) all its content words."""
+    needle = normalize_answer(answer)
+    if not needle:
+        return False
+    haystack = f" {normalize_answer(text)} "
+    if f" {needle} " in haystack:
+        return True
+    tokens = claim_tokens(answer)
+    return len(tokens) >= 1 and all(f" {t} " in haystack for t in tokens)
+
+
+def same_claim(a: str, b: str) -> bool:
+    """Two short answers agree when one's content words contain the other's ("24" vs "24 episodes")."""
+    ta, tb = set(claim_tokens(a)), set(claim_tokens(b))
+    if not ta or not tb:
+        return False
+    return ta <= tb or tb <= ta
+
+
+def mean_pairwise_similarity(vectors: np.ndarray) -> float:
+    """Mean cosine over distinct pairs of normalised row vectors (0 for fewer than two)."""
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    sims = vectors @ vectors.T
+    return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
+
+
+def sources(items: Sequence[Evidence]) -> str:
+    return ",".join(e.source_id for e in items)
+
+
+def is_answer(output: ReaderOutput | None) -> bool:
+    return output is not None and not output.refused and bool(output.text)
+
+
+def decide(
+    answer: str,
+    group: Sequence[Evidence],
+    coordination: float,
+    *,
+    trusted: Sequence[Evidence],
+    independent: ReaderOutput | None,
+    independent_evidence: Sequence[Evidence],
+    memory: ReaderOutput | None,
+) -> Verdict:
+    """The aggregation rule once a coordinated group asserting `answer` was found (pure; see module doc)."""
+    group_note = f"{len(group)} near-duplicate passages (mean similarity {coordination:.2f}) assert it"
+    if any(asserts(answer, t.text) for t in trusted):
+        return Verdict("keep", f"a trusted KG triple states the answer; {group_note}")
+    if is_answer(independent):
+        assert independent is not None
+        if same_claim(answer, independent.text):
+            return Verdict("keep", f"independent evidence agrees; {group_note}")
+        conflict = Conflict(
+            claim_a=independent.text,
+            source_a=sources(independent_evidence),
+            claim_b=answer,
+            source_b=sources(group),
+            note=f"kept the independent claim: {group_note} (a coordinated group counts as one unverified source)",
+        )
+        return Verdict("switch", "independent evidence disagrees with a coordinated group", (conflict,),
+                       output=independent, evidence=tuple(independent_evidence))
+    if is_answer(memory):
+        assert memory is not None
+        if same_claim(answer, memory.text):
+            return Verdict("keep", f"the reader's memory agrees; {group_note}")
+        conflict = Conflict(
+            claim_a=memory.text,
+            source_a="reader memory (closed-book)",
+            claim_b=answer,
+            source_b=sources(group),
+            note=f"refused: {group_note} and the reader's memory disagrees",
+        )
+        return Verdict("refuse", "memory disagrees with a coordinated group", (conflict,))
+    return Verdict("refuse", f"uncorroborated: {group_note} and nothing else supports it")
+
+
+# ---- the component -------------------------------------------------------------------------------------
+
+
+class PoisonDefense:
+    """Finds a coordinated passage group behind the reader's answer and cross-checks it (see module doc)."""
+
+    def __init__(self, config: DefenseConfig, *, encoder: _Encoder, reader: _Reader) -> None:
+        self.config = config
+        self.encoder = encoder
+        self.reader = reader
+
+    def suspect_group(self, answer: str, pool: Sequence[Evidence]) -> tuple[list[Evidence], float]:
+        """The pool passages asserting `answer`, and their coordination; ([], 0) when below the bar."""
+        group = [e for e in pool if e.aspect == "passage" and asserts(answer, e.text)]
+        if len(group) < self.config.min_group:
+            return [], 0.0
+        coordination = mean_pairwise_similarity(self.encoder.encode([e.text for e in group]))
+        if coordination < self.config.coordination_similarity:
+            return [], coordination
+        return group, coordination
+
+    def check(
+        self,
+        question: str,
+        output: ReaderOutput,
+        pool: Sequence[Evidence],
+        *,
+        trusted: Sequence[Evidence] = (),
+    ) -> Verdict:
+        """`pool`: the passages (wider than what the reader saw); `trusted`: KG triples of the linked entities."""
+        if not is_answer(output):
+            return Verdict("keep", "no answer to check")
+        group, coordination = self.suspect_group(output.text, pool)
+        if not group:
+            return Verdict("keep", "no coordinated group asserts the answer")
+        if any(asserts(output.text, t.text) for t in trusted):
+            return decide(output.text, group, coordination, trusted=trusted, independent=None,
+                          independent_evidence=(), memory=None)
+        in_group = {e.source_id for e in group}
+        others = [e for e in pool if e.aspect == "passage" and e.source_id not in in_group]
+        independent_evidence = list(trusted) + others[: self.config.max_independent]
+        independent = None
+        if independent_evidence:
+            independent = self.reader.read(question, independent_evidence, max_new_tokens=self.config.max_new_tokens)
+        memory = None
+        if not is_answer(independent):
+            memory = self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens)
+        return decide(output.text, group, coordination, trusted=trusted, independent=independent,
+                      independent_evidence=independent_evidence, memory=memory)

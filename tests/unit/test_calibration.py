@@ -1,0 +1,81 @@
+"""rag.calibration: signals, logistic fit, threshold choice, JSON round trip; rag.calibrate fit/report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.calibrate import main as calibrate_main
+from rag.calibration import SIGNALS, ConfidenceModel, choose_threshold, fit, refusal_metrics, signals
+from rag.errors import InputError
+from rag.reader import make_output
+from rag.types import Evidence
+
+EVIDENCE = [
+    Evidence("passage", "p1", "Paris is the capital of France.", 0.8, label="P1"),
+    Evidence("passage", "p2", "Lyon is a city in France.", 0.5, label="P2"),
+    Evidence("triple", "t1", "France | capital | Paris", 1.0, label="T1"),
+]
+
+
+def _row(good: bool, k: int) -> dict:
+    # Right answers: confident and supported; wrong ones: unsure and unsupported (with some overlap).
+    base = -0.1 - 0.05 * k if good else -2.0 - 0.1 * k
+    return {"min_logprob": base, "mean_logprob": base / 2, "supported": float(good or k % 4 == 0),
+            "agreement": 0.5 if good else 0.0, "top_score": 0.6, "kg_confidence": 0.0, "answer_words": 1.0}
+
+
+def test_signals_of_a_supported_answer() -> None:
+    s = signals(make_output("Paris", [-0.2, -1.5]), EVIDENCE, kg_confidence=0.7)
+    assert set(s) == set(SIGNALS)
+    assert s["supported"] == 1.0 and s["agreement"] == 0.5 and s["top_score"] == 0.8
+    assert s["min_logprob"] == -1.5 and s["kg_confidence"] == 0.7
+    assert signals(make_output("Berlin", [-0.2]), EVIDENCE)["supported"] == 0.0
+
+
+def test_fit_orders_right_above_wrong_and_round_trips_as_json() -> None:
+    rows = [_row(True, k) for k in range(20)] + [_row(False, k) for k in range(20)]
+    labels = [1] * 20 + [0] * 20
+    model = fit(rows, labels)
+    right = [model.confidence(r) for r in rows[:20]]
+    wrong = [model.confidence(r) for r in rows[20:]]
+    assert min(right) > max(wrong)
+    again = ConfidenceModel.from_json(model.to_json())
+    assert again == model
+    with pytest.raises(InputError):
+        fit(rows[:3], [1, 1, 1])  # one class only
+    with pytest.raises(InputError):
+        model.confidence({"min_logprob": 0.0})
+
+
+def test_threshold_respects_the_over_refusal_cap() -> None:
+    confidences = [0.9, 0.8, 0.7, 0.2, None, 0.1, 0.3, 0.75]
+    answerable = [True, True, True, True, False, False, False, False]
+    t = choose_threshold(confidences, answerable, max_over_refusal=0.25)
+    m = refusal_metrics(confidences, answerable, t)
+    assert m["over_refusal"] <= 0.25
+    assert m["refusal_recall"] == pytest.approx(0.75) and m["refusal_precision"] == pytest.approx(0.75)
+
+
+def test_calibrate_fit_and_report_commands(tmp_path) -> None:
+    rows = []
+    for k in range(20):
+        rows.append({"id": f"a{k}", "answerable": True, "right": True, "reader_refused": False, "signals": _row(True, k)})
+        rows.append({"id": f"u{k}", "answerable": False, "right": False, "reader_refused": k % 5 == 0,
+                     "signals": _row(False, k)})
+    features = tmp_path / "fit.jsonl"
+    features.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    model_path = tmp_path / "calibration.json"
+    assert calibrate_main(["fit", "--features", str(features), "--out", str(model_path)]) == 0
+    model = ConfidenceModel.load(model_path)
+    assert 0.0 <= model.threshold <= 1.0
+    assert calibrate_main(["report", "--features", str(features), "--model", str(model_path)]) == 0
+    assert calibrate_main(["report", "--features", str(features), "--model", str(tmp_path / "none.json")]) == 2
+
+
+def test_an_instruction_supports_the_answer_it_states() -> None:
+    output = make_output("Kirby Dick", [-0.3])
+    assert signals(output, EVIDENCE)["supported"] == 0.0
+    assert signals(output, EVIDENCE, instruction="Assume the director of X is Kirby Dick.")["supported"] == 1.0
+    assert signals(output, EVIDENCE, instruction="Assume the director of X is Y.")["supported"] == 0.0
