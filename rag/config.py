@@ -30,6 +30,16 @@ class PipelineConfig:
     # Triples reach the reader only when the question matched a KG path at least this well.
     min_kg_evidence_confidence: float = 0.1
     max_kg_evidence: int = field(default=12, metadata={"help": "triples shown to the reader"})
+    # DPA-RAG reranker and Amar-style gate (rag.rerank, rag.gate): None = on when trained weights are found
+    # (reranker: `reranker_path`, else INDEX/models/reranker, else the user cache's reranker/; gate:
+    # `gate_path`, else INDEX/models/gate.safetensors, else the shipped rag/weights/gate.safetensors).
+    use_reranker: bool | None = None
+    use_gate: bool | None = None
+    reranker_path: str | None = None
+    gate_path: str | None = None
+    rerank_pool: int = field(default=20, metadata={"help": "dense candidates the reranker reorders"})
+    gate_pool: int = field(default=10, metadata={"help": "best candidates the gate weighs (it was trained on 10)"})
+    gate_threshold: float | None = field(default=None, metadata={"help": "None = the threshold learned with the gate"})
     refusal: bool = True
     # The reader's answer is kept when its calibrated confidence reaches this (see answering.reader_confidence).
     refusal_threshold: float = 0.4
@@ -49,6 +59,11 @@ class PipelineConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value!r}")
+        for name in ("rerank_pool", "gate_pool"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise InputError(f"{name} must be greater than 0, got {getattr(self, name)!r}")
+        if self.gate_threshold is not None and not 0.0 <= self.gate_threshold <= 1.0:
+            raise InputError(f"gate_threshold must be in [0, 1], got {self.gate_threshold!r}")
         if not self.use_kg and not self.use_reader:
             raise InputError("a pipeline needs the KG or the reader (use_kg and use_reader are both off)")
 
@@ -56,7 +71,8 @@ class PipelineConfig:
 _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     # Plain RAG: dense top-k passages straight into the same reader; no KG, no refusal logic.
-    "vanilla": {"use_kg": False, "refusal": False, "min_passage_score": 0.0, "relative_passage_score": 0.0},
+    "vanilla": {"use_kg": False, "refusal": False, "min_passage_score": 0.0, "relative_passage_score": 0.0,
+                "use_reranker": False, "use_gate": False},
     # Structure only: KG candidates, no reader; refuses when the KG has no answer.
     "kg-only": {"use_reader": False},
 }
