@@ -98,7 +98,12 @@ def _train_reranker(args: argparse.Namespace) -> int:
     records = [r for path in args.prefs for r in read_records(path)]
     config = RerankerTrainConfig(epochs=args.epochs, batch_questions=args.batch_questions, lr=args.lr,
                                  max_length=args.max_length, seed=args.seed)
-    summary = train_reranker(records, args.out, config)
+    model = tokenizer = None
+    if args.init:
+        from rag.rerank import load_trained
+
+        model, tokenizer = load_trained(args.init)  # continue training a saved reranker
+    summary = train_reranker(records, args.out, config, model=model, tokenizer=tokenizer)
     print(json.dumps(summary))
     return 0
 
@@ -157,6 +162,7 @@ def make_parser() -> argparse.ArgumentParser:
     rr.add_argument("--lr", type=float, default=3e-5)
     rr.add_argument("--max-length", type=int, default=192)
     rr.add_argument("--seed", type=int, default=0)
+    rr.add_argument("--init", help="start from this saved reranker folder instead of the packaged MiniLM")
 
     gate = sub.add_parser("train-gate", help="train the soft relevance gate (a few KB of safetensors)")
     gate.add_argument("--prefs", nargs="+", required=True)

@@ -196,9 +196,9 @@ class EvidenceGate:
             return [float(w) for w in torch.sigmoid(self._net(x).squeeze(-1))]
 
     def select(self, question: str, items: Sequence[GateItem], context: GateContext | None = None) -> list[int]:
-        """Indexes of the items the gate keeps (weight >= threshold), in the given order. May be empty."""
+        """Indexes of the items the gate keeps (weight > threshold), in the given order. May be empty."""
         weights = self.weights(question, items, context)
-        return [k for k, w in enumerate(weights) if w >= self.threshold]
+        return [k for k, w in enumerate(weights) if w > self.threshold]
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ def train_gate(
         probs = torch.sigmoid(net(x).squeeze(-1)).tolist()
     best_threshold, best_f1 = 0.5, -1.0
     for threshold in [t / 20 for t in range(2, 19)]:
-        kept = [p >= threshold for p in probs]
+        kept = [p > threshold for p in probs]
         tp = sum(k and l for k, l in zip(kept, labels))
         precision = tp / max(sum(kept), 1)
         recall = tp / max(sum(labels), 1)

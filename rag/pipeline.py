@@ -188,7 +188,7 @@ class QAPipeline(Runnable[Any, Answer]):
         items = [GateItem("passage", passage_text(h), h.score, h.scores.get("rerank"), h.passage.title) for h in candidates]
         weights = self.gate.weights(question, items, gate_context(subgraph))
         candidates = [ScoredPassage(h.passage, h.score, {**h.scores, "gate": round(w, 4)}) for h, w in zip(candidates, weights)]
-        kept = [h for h in candidates if h.scores["gate"] >= self.gate.threshold]
+        kept = [h for h in candidates if h.scores["gate"] > self.gate.threshold]
         return kept[: self.config.top_k], candidates + hits[len(candidates) :]
 
     @staticmethod

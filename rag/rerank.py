@@ -94,6 +94,21 @@ def _save(model: Any, folder: Path, meta: dict) -> None:
     (folder / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
+def load_trained(folder: str | Path) -> tuple[Any, Any]:
+    """(model, tokenizer) of a saved reranker, e.g. to continue training it."""
+    from safetensors.torch import load_file
+    from transformers import BertConfig
+
+    folder = Path(folder)
+    if not reranker_available(folder):
+        raise ModelLoadError(f"no trained reranker in {folder} (expected {WEIGHTS} and {META}); "
+                             "train one with: python -m rag.align train-reranker --prefs ... --out FOLDER")
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    model, tokenizer = build_model(meta.get("base"), encoder_config=BertConfig(**meta["encoder_config"]))
+    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    return model, tokenizer
+
+
 def reranker_available(folder: str | Path | None) -> bool:
     return folder is not None and (Path(folder) / WEIGHTS).is_file() and (Path(folder) / META).is_file()
 
@@ -114,16 +129,9 @@ class CrossEncoderReranker:
         with self._lock:
             if self._model is not None:
                 return
-            if not reranker_available(self.folder):
-                raise ModelLoadError(f"no trained reranker in {self.folder} (expected {WEIGHTS} and {META}); "
-                                     "train one with: python -m rag.align train-reranker --prefs ... --out FOLDER")
-            from safetensors.torch import load_file
-            from transformers import BertConfig
-
+            model, tokenizer = load_trained(self.folder)
             meta = json.loads((self.folder / META).read_text(encoding="utf-8"))
             self._max_length = int(meta.get("max_length", 160))
-            model, tokenizer = build_model(meta.get("base"), encoder_config=BertConfig(**meta["encoder_config"]))
-            model.load_state_dict(load_file(str(self.folder / WEIGHTS)))
             model.eval().to(self.device)
             self._tokenizer = tokenizer
             self._model = model

@@ -161,3 +161,14 @@ def test_shipped_gate_matches_features() -> None:
     gate.warm_up()
     assert 0.0 < gate.threshold < 1.0
     assert json.loads(json.dumps(FEATURES))  # features recorded in the file match (warm_up checks)
+
+
+def test_cli_set_parses_config_values() -> None:
+    from rag.__main__ import parse_setting
+
+    assert parse_setting("use_gate=false") == ("use_gate", False)
+    assert parse_setting("gate_threshold=0.6") == ("gate_threshold", 0.6)
+    assert parse_setting("top_k=3") == ("top_k", 3) and parse_setting("gate_path=none") == ("gate_path", None)
+    assert parse_setting("reranker_path=/tmp/x") == ("reranker_path", "/tmp/x")
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        parse_setting("use_gate")
