@@ -33,6 +33,7 @@ class Row:
     hits1: float = float("nan")
     f1: float = float("nan")
     evidence_precision: float = 0.0
+    answer_in_evidence: float = 0.0  # share of questions where some passed passage contains a gold answer
     passages: float = 0.0
     chars: float = 0.0
     empty: float = 0.0
@@ -83,7 +84,7 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
         pipeline = QAPipeline(index, config, embedder=embedder, reader=text_reader,
                               reranker=reranker if use_reranker else None, gate=gate if use_gate else None)
         row = Row(name, n=len(questions))
-        hits, f1s, precisions, counts, chars, empties, added = [], [], [], [], [], [], []
+        hits, f1s, precisions, counts, chars, empties, added, covered = [], [], [], [], [], [], [], []
         gate_scores, gate_labels, ndcgs, recalls = [], [], [], []
         for q in tqdm(questions, desc=name, unit="q"):
             started = time.perf_counter()
@@ -100,6 +101,7 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
             counts.append(len(kept))
             chars.append(sum(len(t) for t in texts))
             empties.append(float(not kept))
+            covered.append(float(any(passage_contains(t, q.answers) for t in texts)))
             if kept:
                 precisions.append(sum(passage_contains(t, q.answers) for t in texts) / len(texts))
             gold = set(gold_ids.get(q.id, ()))
@@ -130,6 +132,7 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
         if text_reader is not None:
             row.hits1, row.f1 = _mean(hits), _mean(f1s)
         row.evidence_precision = _mean(precisions) if precisions else 0.0
+        row.answer_in_evidence = _mean(covered)
         row.passages, row.chars, row.empty = _mean(counts), _mean(chars), _mean(empties)
         row.gate_auc = auc(gate_scores, gate_labels) if gate_scores else float("nan")
         row.ndcg5, row.recall5 = _mean(ndcgs), _mean(recalls)
@@ -160,10 +163,10 @@ def format_table(rows: Sequence[Row]) -> str:
     def f(value: float, digits: int = 3) -> str:
         return "-" if isinstance(value, float) and math.isnan(value) else f"{value:.{digits}f}"
 
-    lines = ["| config | n | Hits@1 | F1 | evidence precision | passages | chars | empty | gate AUC | NDCG@5 | "
-             "answer-recall@5 | added ms/q |", "|" + "---|" * 12]
+    lines = ["| config | n | Hits@1 | F1 | evidence precision | answer in evidence | passages | chars | empty | gate AUC | NDCG@5 | "
+             "answer-recall@5 | added ms/q |", "|" + "---|" * 13]
     for r in rows:
-        lines.append(f"| {r.name} | {r.n} | {f(r.hits1)} | {f(r.f1)} | {f(r.evidence_precision)} | {f(r.passages, 2)} | "
+        lines.append(f"| {r.name} | {r.n} | {f(r.hits1)} | {f(r.f1)} | {f(r.evidence_precision)} | {f(r.answer_in_evidence)} | {f(r.passages, 2)} | "
                      f"{f(r.chars, 0)} | {f(r.empty, 2)} | {f(r.gate_auc)} | {f(r.ndcg5)} | {f(r.recall5)} | "
                      f"{f(r.added_ms, 0)} |")
     lines.append("(vanilla row's NDCG@5 / answer-recall@5 = FAISS order over the same 20-candidate pool)")
