@@ -57,7 +57,8 @@ def _mean(values: Sequence[float]) -> float:
 
 def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", limit: int | None = 30,
                  reader: str | None = None, reranker_path: str | None = None, gate_path: str | None = None,
-                 out: str | None = None, with_reader: bool = True, configs: Sequence[str] = tuple(CONFIGS)) -> list[Row]:
+                 out: str | None = None, with_reader: bool = True, configs: Sequence[str] = tuple(CONFIGS),
+                 gate_threshold: float | None = None) -> list[Row]:
     from indexes.embedder import Embedder
     from indexes.store import load_index
     from rag.align import _gold_passage_ids, select_lines
@@ -71,7 +72,7 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
     options = {"reader": reader} if reader else {}
     both = make_config("vanilla", use_reranker=any(CONFIGS[c][0] for c in configs),
                        use_gate=any(CONFIGS[c][1] for c in configs), reranker_path=reranker_path, gate_path=gate_path,
-                       **options)
+                       gate_threshold=gate_threshold, **options)
     index = load_index(index_dir, verify=False)
     embedder = Embedder(index.embedder_name, device="cpu")
     reranker, gate = load_alignment(index_dir, both)

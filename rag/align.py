@@ -128,7 +128,7 @@ def _ablation(args: argparse.Namespace) -> int:
 
     rows = run_ablation(args.index, args.questions, lines=args.lines, limit=args.limit, reader=args.reader,
                         reranker_path=args.reranker, gate_path=args.gate, out=args.out,
-                        with_reader=not args.no_reader, configs=args.configs)
+                        with_reader=not args.no_reader, configs=args.configs, gate_threshold=args.gate_threshold)
     print(format_table(rows))
     return 0
 
@@ -182,6 +182,7 @@ def make_parser() -> argparse.ArgumentParser:
     ab.add_argument("--out", help="folder for per-question rows (JSONL) and the table")
     ab.add_argument("--configs", nargs="+", choices=["vanilla", "+gate", "+reranker", "+both"],
                     default=["vanilla", "+gate", "+reranker", "+both"])
+    ab.add_argument("--gate-threshold", type=float, help="override the gate's learned threshold")
     ab.add_argument("--no-reader", action="store_true", help="retrieval metrics only (no Hits@1/F1; much faster)")
     return parser
 
