@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from rag.config import PRESETS
-from rag.errors import KgragError
+from rag.errors import InputError, KgragError
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,8 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--reader", help="packaged reader name, or a local .gguf file / HF model folder")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the reader runs")
         p.add_argument("--top-k", type=int, help="dense passages given to the reader")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                       help="any PipelineConfig field, e.g. --set use_gate=false --set gate_threshold=0.6 (repeatable)")
 
     ask = sub.add_parser("ask", help="answer one question")
     common(ask)
@@ -45,8 +47,26 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_setting(text: str) -> tuple[str, object]:
+    """"key=value" -> (key, value); true/false/none and numbers are converted, anything else stays a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"--set expects KEY=VALUE, got {text!r}")
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return key.strip(), lowered == "true"
+    if lowered in ("none", "null"):
+        return key.strip(), None
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(raw)
+        except ValueError:
+            pass
+    return key.strip(), raw
+
+
 def _options(args: argparse.Namespace) -> dict:
-    options = {}
+    options = dict(parse_setting(s) for s in getattr(args, "settings", []))
     if args.reader:
         options["reader"] = args.reader
     if args.device:
@@ -96,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             # Check the questions file before spending seconds on loading models.
             for _ in read_questions(args.questions):
                 pass
-        pipeline = QAPipeline.load(args.index, preset=args.preset, **_options(args))
+        options = _options(args)
+        pipeline = QAPipeline.load(args.index, preset=args.preset, **options)
         if args.command == "ask":
             answer = pipeline.ask(args.question, instruction=args.instruction)
             if args.json:

@@ -24,7 +24,8 @@ def make_evidence(subgraph: Subgraph | None, passages: Sequence[ScoredPassage], 
     for number, hit in enumerate(passages, start=1):
         p = hit.passage
         text = f"{p.title}: {p.text}" if p.title and not p.text.startswith(p.title) else p.text
-        evidence.append(Evidence("passage", p.id, text, hit.score, label=f"P{number}"))
+        evidence.append(Evidence("passage", p.id, text, hit.score, label=f"P{number}",
+                                 scores={"dense": hit.score, **hit.scores}))
     return evidence
 
 

@@ -34,6 +34,17 @@ class PipelineConfig:
     # Keep retrieved texts that give the reader orders out of its evidence, and re-read without the texts an
     # answer was only obeyed from (rag.injection). Off in vanilla: plain RAG is the baseline it is measured against.
     injection_guard: bool = True
+    # DPA-RAG reranker and Amar-style gate (rag.rerank, rag.gate). None = on when trained weights are found
+    # (reranker: `reranker_path`, else INDEX/models/reranker, else the user cache's reranker/; gate: `gate_path`,
+    # else INDEX/models/gate.safetensors). True = required; the gate then falls back to the shipped
+    # rag/weights/gate.safetensors, which is off by default because it cut multi-hop answer coverage.
+    use_reranker: bool | None = None
+    use_gate: bool | None = None
+    reranker_path: str | None = None
+    gate_path: str | None = None
+    rerank_pool: int = field(default=20, metadata={"help": "dense candidates the reranker reorders"})
+    gate_pool: int = field(default=10, metadata={"help": "best candidates the gate weighs (it was trained on 10)"})
+    gate_threshold: float | None = field(default=None, metadata={"help": "None = the threshold learned with the gate"})
     refusal: bool = True
     # Answer.confidence is the packaged calibrated model's (rag.calibration) when one ships, else the hand-set
     # rule (answering.reader_confidence). The reader's answer is kept when confidence reaches the threshold:
@@ -61,6 +72,11 @@ class PipelineConfig:
                 continue
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value!r}")
+        for name in ("rerank_pool", "gate_pool"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise InputError(f"{name} must be greater than 0, got {getattr(self, name)!r}")
+        if self.gate_threshold is not None and not 0.0 <= self.gate_threshold <= 1.0:
+            raise InputError(f"gate_threshold must be in [0, 1], got {self.gate_threshold!r}")
         if not self.use_kg and not self.use_reader:
             raise InputError("a pipeline needs the KG or the reader (use_kg and use_reader are both off)")
 
@@ -75,6 +91,8 @@ _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
         "poison_defense": False,
         "min_passage_score": 0.0,
         "relative_passage_score": 0.0,
+        "use_reranker": False,
+        "use_gate": False,
     },
     # Structure only: KG candidates, no reader; refuses when the KG has no answer.
     "kg-only": {"use_reader": False},

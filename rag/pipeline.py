@@ -20,8 +20,12 @@ from kg.retrieval import KGRetriever
 from rag import answering, calibration, injection
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
-from rag.errors import InputError
+from rag.errors import InputError, ModelLoadError
+from rag.gate import SHIPPED_GATE, EvidenceGate, GateContext, GateItem
+from rag.models import resolve_cache_dir
+from rag.prefs import passage_text
 from rag.reader import TransformersReader
+from rag.rerank import CrossEncoderReranker, reranker_available
 from rag.retrievers import DenseRetriever
 from rag.types import Answer, ScoredPassage
 
@@ -47,8 +51,12 @@ class QAPipeline(Runnable[Any, Answer]):
         *,
         embedder: Embedder,
         reader: TransformersReader | None,
+        reranker: CrossEncoderReranker | None = None,
+        gate: EvidenceGate | None = None,
     ) -> None:
         self.index = index
+        self.reranker = reranker
+        self.gate = gate
         self.config = config
         self.embedder = embedder
         self.reader = reader
@@ -76,7 +84,8 @@ class QAPipeline(Runnable[Any, Answer]):
         reader = TransformersReader(config.reader) if config.use_reader else None
         if reader is not None:
             reader.validate()
-        return cls(index, config, embedder=embedder, reader=reader)
+        reranker, gate = load_alignment(index_dir, config)
+        return cls(index, config, embedder=embedder, reader=reader, reranker=reranker, gate=gate)
 
     def warm_up(self) -> None:
         """Load every model now rather than on the first question."""
@@ -87,6 +96,10 @@ class QAPipeline(Runnable[Any, Answer]):
                 self.kg.warm_up()
             if self.reader is not None:
                 self.reader.warm_up()
+            if self.reranker is not None:
+                self.reranker.warm_up()
+            if self.gate is not None:
+                self.gate.warm_up()
             self._warm = True
 
     # ---- answering ---------------------------------------------------------------------------------------
@@ -118,15 +131,16 @@ class QAPipeline(Runnable[Any, Answer]):
             answer = answering.kg_answer(question, subgraph, max_answers=self.config.max_answers)
             return self._timed(answer, timings)
 
-        started = time.perf_counter()
-        # The defense looks for a planted group in a wider pool; the reader still sees the top_k.
-        pool = self._dense(question, top_k=self._pool_size())
-        if self.config.injection_guard:  # a passage that gives orders is no source, for the reader or the defense
-            pool = [h for h in pool if not injection.inspect(f"{h.passage.title}\n{h.passage.text}").suspicious]
-        passages = pool[: self.config.top_k]
-        timings["dense"] = time.perf_counter() - started
         if subgraph is not None and subgraph.confidence < self.config.min_kg_evidence_confidence:
             subgraph = None  # a word linked by chance ("war") brings only noise
+        started = time.perf_counter()
+        if self.reranker is None and self.gate is None:
+            # The defense looks for a planted group in a wider pool; the reader still sees the top_k.
+            pool = self._dense(question, top_k=self._pool_size())
+            passages = pool[: self.config.top_k]
+        else:
+            passages, pool = self.select_passages(question, subgraph)
+        timings["dense"] = time.perf_counter() - started
         evidence = answering.make_evidence(subgraph, passages, max_triples=self.config.max_kg_evidence)
         if self.config.injection_guard:
             evidence, _ = injection.quarantine(evidence)  # triples too: entity names are user data
@@ -199,10 +213,40 @@ class QAPipeline(Runnable[Any, Answer]):
         if self.kg is not None:
             # With the KG retriever on, its triples carry the facts the verbalised KG passages repeat.
             hits = [h for h in hits if h.passage.source != KG_PASSAGE_SOURCE]
+        hits = self._without_orders(hits)
         if not hits:
             return []
         floor = max(self.config.min_passage_score, self.config.relative_passage_score * hits[0].score)
         return [h for h in hits if h.score >= floor][:top_k]
+
+    def _without_orders(self, hits: list[ScoredPassage]) -> list[ScoredPassage]:
+        """A passage that gives the reader orders is no source, for the reader or the defense (rag.injection)."""
+        if not self.config.injection_guard:
+            return hits
+        return [h for h in hits if not injection.inspect(f"{h.passage.title}\n{h.passage.text}").suspicious]
+
+    def select_passages(self, question: str, subgraph=None) -> tuple[list[ScoredPassage], list[ScoredPassage]]:
+        """Rerank + gate stage between dense retrieval and `make_evidence`: (kept passages for the reader,
+        the whole scored candidate pool for diagnostics). Stage scores go into `ScoredPassage.scores`."""
+        if self.dense is None:
+            return [], []
+        pool_size = max(self.config.rerank_pool if self.reranker is not None else self.config.gate_pool, self.config.top_k)
+        hits = self.dense.retrieve(question, top_k=pool_size * (2 if self.kg is not None else 1))
+        if self.kg is not None:
+            hits = [h for h in hits if h.passage.source != KG_PASSAGE_SOURCE]
+        hits = self._without_orders(hits)[:pool_size]
+        if self.reranker is not None and hits:
+            scores = self.reranker.score(question, [passage_text(h) for h in hits])
+            hits = [ScoredPassage(h.passage, h.score, {**h.scores, "rerank": round(s, 4)}) for h, s in zip(hits, scores)]
+            hits.sort(key=lambda h: -h.scores["rerank"])
+        if self.gate is None:
+            return hits[: self.config.top_k], hits
+        candidates = hits[: self.config.gate_pool]
+        items = [GateItem("passage", passage_text(h), h.score, h.scores.get("rerank"), h.passage.title) for h in candidates]
+        weights = self.gate.weights(question, items, gate_context(subgraph))
+        candidates = [ScoredPassage(h.passage, h.score, {**h.scores, "gate": round(w, 4)}) for h, w in zip(candidates, weights)]
+        kept = [h for h in candidates if h.scores["gate"] > self.gate.threshold]
+        return kept[: self.config.top_k], candidates + hits[len(candidates) :]
 
     @staticmethod
     def _timed(answer: Answer, timings: dict[str, float]) -> Answer:
@@ -217,3 +261,42 @@ class QAPipeline(Runnable[Any, Answer]):
         if isinstance(input, dict):
             return self.ask(input.get("question", ""), instruction=input.get("instruction"))
         return self.ask(input)
+
+
+def gate_context(subgraph) -> GateContext:
+    """What the other aspects (linked entities, triples, the KG answer path) tell the gate."""
+    if subgraph is None:
+        return GateContext()
+    triple_entities = {e for st in subgraph.triples for e in (st.triple.head, st.triple.tail)}
+    return GateContext(
+        entities=tuple(e.name for e in subgraph.entities),
+        triple_entities=tuple(sorted(triple_entities)),
+        path_answers=tuple(subgraph.candidates),
+    )
+
+
+def load_alignment(index_dir: str | Path, config: PipelineConfig) -> tuple[CrossEncoderReranker | None, EvidenceGate | None]:
+    """The reranker and gate the config asks for: None in the config = on when trained weights are found."""
+    reranker = gate = None
+    if config.use_reranker is not False:
+        candidates = [Path(config.reranker_path)] if config.reranker_path else [
+            Path(index_dir) / "models" / "reranker", resolve_cache_dir() / "reranker"]
+        found = next((c for c in candidates if reranker_available(c)), None)
+        if found is not None:
+            reranker = CrossEncoderReranker(found, device="cpu")
+        elif config.use_reranker:
+            raise ModelLoadError(f"use_reranker is on but no trained reranker in {', '.join(map(str, candidates))}; "
+                                 "train one with: python -m rag.align train-reranker")
+    if config.use_gate is not False:
+        # The shipped gate (trained on NQ/HotpotQA/MuSiQue dev halves) cut answer coverage on the multi-hop sets
+        # (docs/RESULTS.md), so it is used only when asked for; a gate trained into the index is used by default.
+        candidates = [Path(config.gate_path)] if config.gate_path else [Path(index_dir) / "models" / "gate.safetensors"]
+        if config.use_gate and not config.gate_path:
+            candidates.append(SHIPPED_GATE)
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is not None:
+            gate = EvidenceGate(found, threshold=config.gate_threshold)
+        elif config.use_gate:
+            raise ModelLoadError(f"use_gate is on but no gate weights in {', '.join(map(str, candidates))}; "
+                                 "train them with: python -m rag.align train-gate")
+    return reranker, gate

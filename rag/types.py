@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Aspect = Literal["passage", "triple"]
+# One typed evidence stream: passages, verbalised triples, linked entities and relation paths.
+Aspect = Literal["passage", "triple", "entity", "relation"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Passage:
 class ScoredPassage:
     passage: Passage
     score: float
+    # Scores from later stages keyed by stage ("rerank", "gate"); `score` stays the dense cosine.
+    scores: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Evidence:
     score: float
     # The short handle the reader cites, e.g. "P1" or "T3".
     label: str = ""
+    # Every score this evidence collected ("dense", "rerank", "gate", ...); `score` is the primary one.
+    scores: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)

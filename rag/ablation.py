@@ -1,0 +1,174 @@
+"""One-command ablation of the alignment stage: vanilla / +gate / +reranker / +both on held-out questions.
+
+All four share one loaded index, embedder, reader, reranker and gate; only `use_reranker`/`use_gate` differ
+(on top of the vanilla preset). Per configuration: Hits@1 and F1 of the reader's answer (unless
+`with_reader=False`), evidence precision (share of passages passed to the reader that contain a gold
+answer), passages/characters passed, added latency of the stage, and over the candidate pool: gate AUC
+(gate weight vs. "contains the answer or is a gold supporting passage") and NDCG@5 / answer-recall@5 of the
+reranker's order against the FAISS order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rag.gate import auc
+from rag.metrics import contains_answer, token_f1
+from rag.prefs import contains_answer as passage_contains, passage_text
+
+CONFIGS = {"vanilla": (False, False), "+gate": (False, True), "+reranker": (True, False), "+both": (True, True)}
+
+
+@dataclass
+class Row:
+    name: str
+    n: int = 0
+    hits1: float = float("nan")
+    f1: float = float("nan")
+    evidence_precision: float = 0.0
+    answer_in_evidence: float = 0.0  # share of questions where some passed passage contains a gold answer
+    passages: float = 0.0
+    chars: float = 0.0
+    empty: float = 0.0
+    gate_auc: float = float("nan")
+    ndcg5: float = float("nan")
+    recall5: float = float("nan")
+    added_ms: float = 0.0
+
+
+def ndcg_at(relevance: Sequence[int], k: int = 5) -> float:
+    dcg = sum(r / math.log2(i + 2) for i, r in enumerate(relevance[:k]))
+    ideal = sorted(relevance, reverse=True)
+    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal[:k]))
+    return dcg / idcg if idcg else float("nan")
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", limit: int | None = 30,
+                 reader: str | None = None, reranker_path: str | None = None, gate_path: str | None = None,
+                 out: str | None = None, with_reader: bool = True, configs: Sequence[str] = tuple(CONFIGS),
+                 gate_threshold: float | None = None) -> list[Row]:
+    from indexes.embedder import Embedder
+    from indexes.store import load_index
+    from rag.align import _gold_passage_ids, select_lines
+    from rag.config import make_config
+    from rag.evaluate import read_questions
+    from rag.pipeline import QAPipeline, load_alignment
+    from rag.reader import TransformersReader
+
+    questions = select_lines(list(read_questions(questions_path)), lines)[:limit]
+    gold_ids = _gold_passage_ids(questions_path)
+    options = {"reader": reader} if reader else {}
+    both = make_config("vanilla", use_reranker=any(CONFIGS[c][0] for c in configs),
+                       use_gate=any(CONFIGS[c][1] for c in configs), reranker_path=reranker_path, gate_path=gate_path,
+                       gate_threshold=gate_threshold, **options)
+    index = load_index(index_dir, verify=False)
+    embedder = Embedder(index.embedder_name, device="cpu")
+    reranker, gate = load_alignment(index_dir, both)
+    text_reader = TransformersReader(both.reader) if with_reader else None
+    rows: list[Row] = []
+    dump = []
+    for name in configs:
+        use_reranker, use_gate = CONFIGS[name]
+        config = make_config("vanilla", use_reranker=use_reranker, use_gate=use_gate, **options)
+        pipeline = QAPipeline(index, config, embedder=embedder, reader=text_reader,
+                              reranker=reranker if use_reranker else None, gate=gate if use_gate else None)
+        row = Row(name, n=len(questions))
+        hits, f1s, precisions, counts, chars, empties, added, covered = [], [], [], [], [], [], [], []
+        gate_scores, gate_labels, ndcgs, recalls = [], [], [], []
+        for q in tqdm(questions, desc=name, unit="q"):
+            started = time.perf_counter()
+            baseline = pipeline._dense(q.question)
+            dense_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            if use_reranker or use_gate:
+                kept, pool = pipeline.select_passages(q.question)
+            else:
+                kept, pool = baseline, baseline
+            # The stage re-runs dense retrieval over a larger pool: what it adds is its time minus the baseline's.
+            added.append(max(time.perf_counter() - started - dense_seconds, 0.0) if use_reranker or use_gate else 0.0)
+            texts = [passage_text(h) for h in kept]
+            counts.append(len(kept))
+            chars.append(sum(len(t) for t in texts))
+            empties.append(float(not kept))
+            covered.append(float(any(passage_contains(t, q.answers) for t in texts)))
+            if kept:
+                precisions.append(sum(passage_contains(t, q.answers) for t in texts) / len(texts))
+            gold = set(gold_ids.get(q.id, ()))
+
+            def relevant(hit) -> int:
+                return int(passage_contains(passage_text(hit), q.answers) or hit.passage.id in gold
+                           or (hit.passage.parent_id or "") in gold)
+
+            if use_gate:
+                for h in pool:
+                    if "gate" in h.scores:
+                        gate_scores.append(h.scores["gate"])
+                        gate_labels.append(relevant(h))
+            if use_reranker:
+                reranked = [relevant(h) for h in pool]
+                ndcgs.append(ndcg_at(reranked))
+                recalls.append(float(any(passage_contains(passage_text(h), q.answers) for h in pool[:5])))
+            answer = ""
+            if text_reader is not None:
+                from rag.answering import make_evidence
+
+                output = text_reader.read(q.question, make_evidence(None, kept, max_triples=0))
+                answer = "" if output.refused else output.text
+                hits.append(contains_answer(answer, q.answers))
+                f1s.append(token_f1(answer, q.answers))
+            dump.append({"config": name, "id": q.id, "answer": answer, "gold": list(q.answers),
+                         "kept": [h.passage.id for h in kept], "scores": [h.scores for h in kept]})
+        if text_reader is not None:
+            row.hits1, row.f1 = _mean(hits), _mean(f1s)
+        row.evidence_precision = _mean(precisions) if precisions else 0.0
+        row.answer_in_evidence = _mean(covered)
+        row.passages, row.chars, row.empty = _mean(counts), _mean(chars), _mean(empties)
+        row.gate_auc = auc(gate_scores, gate_labels) if gate_scores else float("nan")
+        row.ndcg5, row.recall5 = _mean(ndcgs), _mean(recalls)
+        row.added_ms = 1000 * _mean(added)
+        rows.append(row)
+    # The FAISS order's NDCG@5 / answer-recall@5 on the same pool: the reranker's baseline.
+    faiss_ndcg, faiss_recall = [], []
+    for q in questions:
+        pool = QAPipeline(index, make_config("vanilla", **options), embedder=embedder, reader=None).dense.retrieve(
+            q.question, top_k=make_config("vanilla").rerank_pool)
+        gold = set(gold_ids.get(q.id, ()))
+        rel = [int(passage_contains(passage_text(h), q.answers) or h.passage.id in gold) for h in pool]
+        faiss_ndcg.append(ndcg_at(rel))
+        faiss_recall.append(float(any(passage_contains(passage_text(h), q.answers) for h in pool[:5])))
+    for row in rows:
+        if row.name == "vanilla":
+            row.ndcg5, row.recall5 = _mean(faiss_ndcg), _mean(faiss_recall)
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with (Path(out) / "ablation.jsonl").open("w", encoding="utf-8") as handle:
+            for item in dump:
+                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+        (Path(out) / "table.md").write_text(format_table(rows) + "\n", encoding="utf-8")
+    return rows
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    def f(value: float, digits: int = 3) -> str:
+        return "-" if isinstance(value, float) and math.isnan(value) else f"{value:.{digits}f}"
+
+    lines = ["| config | n | Hits@1 | F1 | evidence precision | answer in evidence | passages | chars | empty | gate AUC | NDCG@5 | "
+             "answer-recall@5 | added ms/q |", "|" + "---|" * 13]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.n} | {f(r.hits1)} | {f(r.f1)} | {f(r.evidence_precision)} | {f(r.answer_in_evidence)} | {f(r.passages, 2)} | "
+                     f"{f(r.chars, 0)} | {f(r.empty, 2)} | {f(r.gate_auc)} | {f(r.ndcg5)} | {f(r.recall5)} | "
+                     f"{f(r.added_ms, 0)} |")
+    lines.append("(vanilla row's NDCG@5 / answer-recall@5 = FAISS order over the same 20-candidate pool)")
+    return "\n".join(lines)

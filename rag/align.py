@@ -1,0 +1,207 @@
+"""`python -m rag.align build-prefs | train-reranker | train-gate | ablation`: DPA-RAG preference data, the
+reranker and gate trained on it, and the one-command ablation (vanilla / +gate / +reranker / +both).
+
+    python -m rag.align build-prefs --index IDX --questions Q.jsonl --lines odd --out prefs.jsonl
+    python -m rag.align train-reranker --prefs prefs.jsonl --out MODEL_DIR
+    python -m rag.align train-gate --prefs prefs.jsonl --reranker MODEL_DIR --out rag/weights/gate.safetensors
+    python -m rag.align ablation --index IDX --questions Q.jsonl --lines even --limit 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rag.errors import InputError, KgragError
+
+
+def select_lines(items: list, lines: str) -> list:
+    """odd = 1st, 3rd, ... (training, as `sed -n '1~2p'`); even = 2nd, 4th, ... (held out); all."""
+    if lines == "odd":
+        return items[0::2]
+    if lines == "even":
+        return items[1::2]
+    if lines == "all":
+        return items
+    raise InputError(f"lines must be odd, even or all, got {lines!r}")
+
+
+def _build_prefs(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from indexes.embedder import Embedder
+    from indexes.store import load_index
+    from rag.evaluate import read_questions
+    from rag.prefs import build_record, build_record_gold, knowledge_identification
+    from rag.reader import ReaderConfig, TransformersReader
+    from rag.retrievers import DenseRetriever
+
+    questions = select_lines(list(read_questions(args.questions)), args.lines)[: args.limit]
+    gold_ids = _gold_passage_ids(args.questions) if args.labeler == "gold" else {}
+    questions = [q for q in questions if any(a.strip() for a in q.answers)]
+    if not questions:
+        raise InputError(f"no answerable questions in {args.questions} ({args.lines} lines)")
+    index = load_index(args.index)
+    if index.vectors is None:
+        raise InputError(f"index {args.index} has no passages to retrieve")
+    embedder = Embedder(index.embedder_name, device="cpu")
+    dense = DenseRetriever(index.passages, index.vectors, embedder)
+    reader = None
+    if args.labeler == "reader":
+        reader = TransformersReader(ReaderConfig(model=args.reader) if args.reader else ReaderConfig())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dataset = args.dataset or Path(args.questions).parent.name
+    kid_path = Path(args.knowledge_id) if args.knowledge_id else out.with_name(out.stem + ".kid.jsonl")
+    mode = "a" if args.append else "w"
+    counts = {"questions": 0, "candidates": 0, "aligned": 0, "misleading": 0, "kid_examples": 0}
+    with out.open(mode, encoding="utf-8") as handle, kid_path.open(mode, encoding="utf-8") as kid:
+        for q in tqdm(questions, desc=f"prefs {dataset}", unit="q"):
+            hits = dense.retrieve(q.question, top_k=args.top_k)
+            if reader is None:
+                record = build_record_gold(q.id, q.question, q.answers, hits, gold_ids.get(q.id, ()), dataset=dataset)
+            else:
+                record = build_record(reader, q.id, q.question, q.answers, hits, dataset=dataset, margin=args.margin)
+            handle.write(record.to_json() + "\n")
+            handle.flush()
+            counts["questions"] += 1
+            counts["candidates"] += len(record.candidates)
+            counts["aligned"] += sum(c.label == 1 for c in record.candidates)
+            counts["misleading"] += sum(c.label == -1 for c in record.candidates)
+            example = knowledge_identification(record)
+            if example is not None:
+                kid.write(json.dumps(example, ensure_ascii=False) + "\n")
+                counts["kid_examples"] += 1
+    print(json.dumps({"prefs": str(out), "knowledge_identification": str(kid_path), **counts}))
+    return 0
+
+
+def _gold_passage_ids(path: str) -> dict[str, tuple[str, ...]]:
+    """`gold_passage_ids` of each question (an optional field of the prepared dev sets)."""
+    found: dict[str, tuple[str, ...]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                found[record["id"]] = tuple(record.get("gold_passage_ids") or ())
+    return found
+
+
+def _train_reranker(args: argparse.Namespace) -> int:
+    from rag.prefs import read_records
+    from rag.rerank import RerankerTrainConfig, train_reranker
+
+    records = [r for path in args.prefs for r in read_records(path)]
+    config = RerankerTrainConfig(epochs=args.epochs, batch_questions=args.batch_questions, lr=args.lr,
+                                 max_length=args.max_length, seed=args.seed)
+    model = tokenizer = None
+    if args.init:
+        from rag.rerank import load_trained
+
+        model, tokenizer = load_trained(args.init)  # continue training a saved reranker
+    summary = train_reranker(records, args.out, config, model=model, tokenizer=tokenizer)
+    print(json.dumps(summary))
+    return 0
+
+
+def _train_gate(args: argparse.Namespace) -> int:
+    from rag.gate import GateTrainConfig, train_gate
+    from rag.prefs import read_records
+
+    records = [r for path in args.prefs for r in read_records(path)]
+    reranker = None
+    if args.reranker:
+        from rag.rerank import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(args.reranker)
+    summary = train_gate(records, args.out, GateTrainConfig(epochs=args.epochs, seed=args.seed), reranker=reranker)
+    print(json.dumps(summary))
+    return 0
+
+
+def _ablation(args: argparse.Namespace) -> int:
+    from rag.ablation import format_table, run_ablation
+
+    rows = run_ablation(args.index, args.questions, lines=args.lines, limit=args.limit, reader=args.reader,
+                        reranker_path=args.reranker, gate_path=args.gate, out=args.out,
+                        with_reader=not args.no_reader, configs=args.configs, gate_threshold=args.gate_threshold)
+    print(format_table(rows))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag.align", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prefs = sub.add_parser("build-prefs", help="label dense candidates by what the reader needs (JSONL)")
+    prefs.add_argument("--index", required=True)
+    prefs.add_argument("--questions", required=True)
+    prefs.add_argument("--lines", choices=["odd", "even", "all"], default="odd", help="odd = training lines")
+    prefs.add_argument("--limit", type=int, help="at most this many questions (after --lines)")
+    prefs.add_argument("--top-k", type=int, default=8, help="dense candidates scored per question")
+    prefs.add_argument("--margin", type=float, default=0.2,
+                       help="mean log-likelihood change (nats/token) that makes a candidate aligned/misleading")
+    prefs.add_argument("--dataset", help="name stored with each record (default: the questions folder name)")
+    prefs.add_argument("--reader", help="reader model (default: the pipeline's)")
+    prefs.add_argument("--labeler", choices=["reader", "gold"], default="reader",
+                       help="reader = DPA-RAG labels from the reader's gold-answer likelihood; gold = distant labels "
+                       "(contains the answer or is a gold supporting passage), no model run")
+    prefs.add_argument("--out", required=True, help="preference JSONL")
+    prefs.add_argument("--knowledge-id", help="knowledge-identification JSONL (default: OUT with .kid.jsonl)")
+    prefs.add_argument("--append", action="store_true", help="append to OUT instead of replacing it")
+
+    rr = sub.add_parser("train-reranker", help="train the cross-encoder reranker (BCE + pairwise + InfoNCE)")
+    rr.add_argument("--prefs", nargs="+", required=True)
+    rr.add_argument("--out", required=True, help="model folder (e.g. INDEX/models/reranker)")
+    rr.add_argument("--epochs", type=int, default=2)
+    rr.add_argument("--batch-questions", type=int, default=4)
+    rr.add_argument("--lr", type=float, default=3e-5)
+    rr.add_argument("--max-length", type=int, default=192)
+    rr.add_argument("--seed", type=int, default=0)
+    rr.add_argument("--init", help="start from this saved reranker folder instead of the packaged MiniLM")
+
+    gate = sub.add_parser("train-gate", help="train the soft relevance gate (a few KB of safetensors)")
+    gate.add_argument("--prefs", nargs="+", required=True)
+    gate.add_argument("--reranker", help="reranker folder whose scores become gate features")
+    gate.add_argument("--out", required=True, help="gate weights (.safetensors)")
+    gate.add_argument("--epochs", type=int, default=300)
+    gate.add_argument("--seed", type=int, default=0)
+
+    ab = sub.add_parser("ablation", help="vanilla / +gate / +reranker / +both on one questions file")
+    ab.add_argument("--index", required=True)
+    ab.add_argument("--questions", required=True)
+    ab.add_argument("--lines", choices=["odd", "even", "all"], default="even", help="even = held-out lines")
+    ab.add_argument("--limit", type=int, default=30)
+    ab.add_argument("--reader")
+    ab.add_argument("--reranker", help="reranker folder (default: INDEX/models/reranker, then the user cache)")
+    ab.add_argument("--gate", help="gate weights (default: INDEX/models/gate.safetensors, then the shipped one)")
+    ab.add_argument("--out", help="folder for per-question rows (JSONL) and the table")
+    ab.add_argument("--configs", nargs="+", choices=["vanilla", "+gate", "+reranker", "+both"],
+                    default=["vanilla", "+gate", "+reranker", "+both"])
+    ab.add_argument("--gate-threshold", type=float, help="override the gate's learned threshold")
+    ab.add_argument("--no-reader", action="store_true", help="retrieval metrics only (no Hits@1/F1; much faster)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if getattr(args, "limit", None) is not None and args.limit <= 0:
+        print(f"error: limit must be greater than 0, got {args.limit}", file=sys.stderr)
+        return 2
+    handlers = {"build-prefs": _build_prefs, "train-reranker": _train_reranker, "train-gate": _train_gate,
+                "ablation": _ablation}
+    try:
+        return handlers[args.command](args)
+    except KgragError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

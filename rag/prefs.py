@@ -1,0 +1,170 @@
+"""DPA-RAG preference data: which retrieved passages help OUR reader, measured with the reader itself.
+
+For each question the dense retriever's top-k candidates are scored one at a time: the reader's mean
+log-likelihood of the gold answer given that passage alone, minus the same given no evidence at all (one
+forward pass each, `TransformersReader.score_options`; far cheaper than generating). A candidate that raises
+the gold answer's likelihood is *aligned*, one that lowers it is *misleading* (the reader would have been
+right without it), the rest are neutral. The same records give the knowledge-identification examples (pick
+the useful passage among distractors) for training the reader later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rag.errors import InputError
+from rag.metrics import normalize_answer
+from rag.types import Evidence, ScoredPassage
+
+ALIGNED, NEUTRAL, MISLEADING = 1, 0, -1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    text: str
+    dense: float  # cosine similarity from the dense retriever
+    rank: int  # 0-based FAISS rank
+    loglik: float  # reader's mean log-likelihood of the gold answer given this passage alone
+    delta: float  # loglik minus the no-evidence log-likelihood
+    contains: bool  # the passage contains a gold answer (normalised, whole words)
+    label: int  # ALIGNED / NEUTRAL / MISLEADING
+
+
+@dataclass(frozen=True)
+class PreferenceRecord:
+    qid: str
+    question: str
+    answers: tuple[str, ...]
+    dataset: str
+    loglik_none: float
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    # "reader": labels from the reader's likelihood of the gold answer (DPA-RAG); "gold": distant labels
+    # (the passage contains a gold answer or is an annotated supporting passage), for when the reader is
+    # too slow to run over every candidate (on this shared 2-core CPU: ~160 s/question for 8 candidates).
+    labeler: str = "reader"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreferenceRecord:
+        return cls(
+            qid=data["qid"],
+            question=data["question"],
+            answers=tuple(data["answers"]),
+            dataset=data.get("dataset", ""),
+            loglik_none=float(data["loglik_none"]),
+            candidates=tuple(Candidate(**c) for c in data["candidates"]),
+            labeler=data.get("labeler", "reader"),
+        )
+
+
+def contains_answer(text: str, answers: Sequence[str]) -> bool:
+    hay = f" {normalize_answer(text)} "
+    return any(normalize_answer(a) and f" {normalize_answer(a)} " in hay for a in answers)
+
+
+def passage_text(hit: ScoredPassage) -> str:
+    """The text the reader sees for a passage (same as `answering.make_evidence`)."""
+    p = hit.passage
+    return f"{p.title}: {p.text}" if p.title and not p.text.startswith(p.title) else p.text
+
+
+def label_for(delta: float, margin: float) -> int:
+    if delta >= margin:
+        return ALIGNED
+    if delta <= -margin:
+        return MISLEADING
+    return NEUTRAL
+
+
+def build_record(
+    reader,
+    qid: str,
+    question: str,
+    answers: Sequence[str],
+    hits: Sequence[ScoredPassage],
+    *,
+    dataset: str = "",
+    margin: float = 0.2,
+    max_answers: int = 3,
+) -> PreferenceRecord:
+    """Score every candidate with `reader.score_options` (best of the first `max_answers` gold answers)."""
+    options = [a for a in answers if a.strip()][:max_answers]
+    if not options:
+        raise InputError(f"question {qid!r} has no gold answer to score")
+    none = max(reader.score_options(question, [], options))
+    candidates = []
+    for rank, hit in enumerate(hits):
+        text = passage_text(hit)
+        evidence = [Evidence("passage", hit.passage.id, text, hit.score, label="P1")]
+        loglik = max(reader.score_options(question, evidence, options))
+        delta = loglik - none
+        candidates.append(
+            Candidate(hit.passage.id, text, round(hit.score, 5), rank, round(loglik, 5), round(delta, 5),
+                      contains_answer(text, answers), label_for(delta, margin))
+        )
+    return PreferenceRecord(qid, question, tuple(answers), dataset, round(none, 5), tuple(candidates))
+
+
+def build_record_gold(
+    qid: str,
+    question: str,
+    answers: Sequence[str],
+    hits: Sequence[ScoredPassage],
+    gold_ids: Sequence[str],
+    *,
+    dataset: str = "",
+) -> PreferenceRecord:
+    """Distant labels without the reader: aligned = contains a gold answer or is a gold supporting passage
+    (multi-hop bridge passages rarely contain the answer itself)."""
+    gold = set(gold_ids)
+    candidates = []
+    for rank, hit in enumerate(hits):
+        text = passage_text(hit)
+        contains = contains_answer(text, answers)
+        supporting = hit.passage.id in gold or (hit.passage.parent_id or "") in gold
+        candidates.append(
+            Candidate(hit.passage.id, text, round(hit.score, 5), rank, 0.0, 0.0, contains,
+                      ALIGNED if contains or supporting else NEUTRAL)
+        )
+    return PreferenceRecord(qid, question, tuple(answers), dataset, 0.0, tuple(candidates), labeler="gold")
+
+
+def read_records(path: str | Path) -> Iterator[PreferenceRecord]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"preference file does not exist: {path}")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield PreferenceRecord.from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{path}:{number}: not a preference record ({exc})") from exc
+
+
+def knowledge_identification(record: PreferenceRecord, *, max_distractors: int = 4) -> dict | None:
+    """One reader-training example: the passages, which of them the reader needs, and the answer.
+
+    Only questions with at least one aligned and one non-aligned candidate teach anything."""
+    useful = [c for c in record.candidates if c.label == ALIGNED]
+    others = [c for c in record.candidates if c.label != ALIGNED]
+    if not useful or not others:
+        return None
+    # Misleading distractors first: they are the ones the reader must learn to ignore.
+    others.sort(key=lambda c: (c.label != MISLEADING, c.rank))
+    chosen = sorted(useful[:2] + others[:max_distractors], key=lambda c: c.rank)
+    return {
+        "id": record.qid,
+        "question": record.question,
+        "answers": list(record.answers),
+        "passages": [{"id": c.id, "text": c.text} for c in chosen],
+        "useful": [i for i, c in enumerate(chosen) if c.label == ALIGNED],
+        "misleading": [i for i, c in enumerate(chosen) if c.label == MISLEADING],
+    }
