@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from indexes import layout
 from indexes.vector import VectorIndex
 from kg.graph import KnowledgeGraph
@@ -20,6 +22,8 @@ class LoadedIndex:
     passages: list[Passage]
     vectors: VectorIndex | None
     graph: KnowledgeGraph | None
+    # Entity-name embeddings computed at build time (None when the build skipped them, e.g. a very large KG).
+    entity_vectors: np.ndarray | None = None
 
     @property
     def embedder_name(self) -> str:
@@ -48,4 +52,13 @@ def load_index(index_dir: str | Path, *, verify: bool = True, use_gpu: bool | No
         if len(vectors) != len(passages):
             raise IndexLoadError(f"index {index_dir}: {len(vectors)} vectors but {len(passages)} passages")
     graph = KnowledgeGraph.load(version / layout.KG_DIR) if (version / layout.KG_DIR).is_dir() else None
-    return LoadedIndex(index_dir, manifest, passages, vectors, graph)
+    entity_vectors = None
+    if graph is not None and (version / layout.ENTITY_VECTORS).is_file():
+        try:
+            entity_vectors = np.load(version / layout.ENTITY_VECTORS, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexLoadError(f"cannot read {version / layout.ENTITY_VECTORS}: {exc}") from exc
+        expected = (len(graph.entities), int(manifest["embedder"]["dimension"]))
+        if entity_vectors.shape != expected:
+            raise IndexLoadError(f"{version / layout.ENTITY_VECTORS} has shape {entity_vectors.shape}, expected {expected}")
+    return LoadedIndex(index_dir, manifest, passages, vectors, graph, entity_vectors)

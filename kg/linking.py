@@ -1,4 +1,5 @@
-"""Entity linking from free text: exact and normalised n-gram matches, then fuzzy matches for typos.
+"""Entity linking from free text: exact and normalised n-gram matches, fuzzy matches for typos, and, when
+neither finds a strong link, embedding matches of the question's n-grams against entity names.
 
 Ambiguity is kept: every entity whose name matches a span is returned, ranked, and the KG retriever decides
 jointly with relation evidence which one the question is about.
@@ -8,10 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from kg.graph import KnowledgeGraph
 from kg.text import normalize_name, tokenize_with_spans
 from kg.types import LinkedEntity
+
+if TYPE_CHECKING:
+    from indexes.embedder import Embedder
 
 # Single words that are never the topic of a question on their own (they are the question's frame).
 FRAME_WORDS = frozenset(
@@ -30,12 +37,42 @@ class LinkerConfig:
     max_candidates: int = 8
     fuzzy: bool = True
     fuzzy_cutoff: float = 88.0
+    # Embedding match over entity names (vectors computed at build time): tried only when exact and fuzzy
+    # matching found no link scoring `embedding_below` or more, so a well-linked question pays nothing.
+    embedding: bool = True
+    embedding_below: float = 0.6
+    # Cosine similarity of an n-gram to an entity name from which it is a candidate (MiniLM: unrelated short
+    # strings sit below ~0.5, a name with a typo or reordered words above ~0.8).
+    embedding_min_similarity: float = 0.75
+    embedding_max_ngram: int = 4
+    embedding_per_span: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.embedding_min_similarity <= 1.0:
+            raise ValueError(f"embedding_min_similarity must be in (0, 1], got {self.embedding_min_similarity}")
+        if self.embedding_per_span <= 0 or self.embedding_max_ngram <= 0:
+            raise ValueError("embedding_per_span and embedding_max_ngram must be greater than 0")
 
 
 class EntityLinker:
-    def __init__(self, graph: KnowledgeGraph, config: LinkerConfig | None = None) -> None:
+    def __init__(
+        self,
+        graph: KnowledgeGraph,
+        config: LinkerConfig | None = None,
+        *,
+        entity_vectors: np.ndarray | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.graph = graph
         self.config = config or LinkerConfig()
+        if entity_vectors is not None and entity_vectors.shape[0] != len(graph.entities):
+            raise ValueError(
+                f"entity_vectors has {entity_vectors.shape[0]} rows but the graph has {len(graph.entities)} entities"
+            )
+        # Both are needed for embedding matches; without them (a very large KG built without name vectors)
+        # linking is exact + fuzzy only.
+        self.entity_vectors = entity_vectors
+        self.embedder = embedder
         self._by_name: dict[str, list[int]] = defaultdict(list)
         for entity_id, name in enumerate(graph.entities):
             key = normalize_name(name)
@@ -48,11 +85,15 @@ class EntityLinker:
         spans = self._exact_spans(question, tokens)
         if self.config.fuzzy and not any(len(s[3].split()) > 1 for s in spans):
             spans += self._fuzzy_spans(question, tokens, taken=spans)
+        if self._can_embed() and max((s[2] for s in spans), default=0.0) < self.config.embedding_below:
+            spans += self._embedding_spans(tokens)
         chosen = self._resolve_overlaps(spans)
         linked: dict[str, LinkedEntity] = {}
-        for start, end, score, _key, method, entity_ids in chosen:
+        for start, end, score, _key, method, entity_ids, *per_entity in chosen:
             mention = question[start:end]
             for entity_id in entity_ids:
+                if per_entity:
+                    score = per_entity[0][entity_id]
                 name = self.graph.entities[entity_id]
                 bonus = 0.05 if name == mention else 0.0
                 candidate = LinkedEntity(name=name, mention=mention, score=min(1.0, score + bonus), method=method)
@@ -98,6 +139,42 @@ class EntityLinker:
                     score = self._span_score(matched_key) * similarity / 100.0 * 0.9
                     start, end = tokens[i][1], tokens[i + n - 1][2]
                     spans.append((start, end, score, matched_key, "fuzzy", list(self._by_name[matched_key])))
+        return spans
+
+    def _can_embed(self) -> bool:
+        return self.config.embedding and self.entity_vectors is not None and self.embedder is not None
+
+    def _embedding_spans(self, tokens: list[tuple[str, int, int]]) -> list[tuple]:
+        """Spans whose embedding is close to entity names' (one encode call for all n-grams, one matrix product).
+
+        Each span keeps its `embedding_per_span` nearest names, so ambiguity survives to the retriever.
+        """
+        assert self.entity_vectors is not None and self.embedder is not None
+        grams: list[tuple[int, int, str]] = []
+        for n in range(min(self.config.embedding_max_ngram, len(tokens)), 0, -1):
+            for i in range(len(tokens) - n + 1):
+                words = [t[0] for t in tokens[i : i + n]]
+                if words[0] in FRAME_WORDS or words[-1] in FRAME_WORDS or len(" ".join(words)) < 3:
+                    continue
+                grams.append((tokens[i][1], tokens[i + n - 1][2], " ".join(words)))
+        if not grams:
+            return []
+        queries = self.embedder.encode([g[2] for g in grams])
+        similarities = queries @ self.entity_vectors.T
+        k = min(self.config.embedding_per_span, similarities.shape[1])
+        top = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+        spans = []
+        for (start, end, key), row, best in zip(grams, similarities, top):
+            # Below exact and fuzzy matches of the same length: a near name is weaker evidence than the name.
+            scores = {
+                int(e): self._span_score(key) * float(row[e]) * 0.85
+                for e in best
+                if row[e] >= self.config.embedding_min_similarity
+            }
+            if scores:
+                # One span per n-gram carrying all its near names (and each one's own score): overlap
+                # resolution keeps or drops the span as a whole, so the ambiguity survives.
+                spans.append((start, end, max(scores.values()), key, "embedding", list(scores), scores))
         return spans
 
     @staticmethod

@@ -166,11 +166,20 @@ def _cache_dir() -> FsPath:
 
 
 class KGRetriever:
-    def __init__(self, graph: KnowledgeGraph, embedder: Embedder, config: KGRetrieverConfig | None = None) -> None:
+    def __init__(
+        self,
+        graph: KnowledgeGraph,
+        embedder: Embedder,
+        config: KGRetrieverConfig | None = None,
+        *,
+        entity_vectors: np.ndarray | None = None,
+    ) -> None:
+        """`entity_vectors`: the index's build-time entity-name embeddings (`LoadedIndex.entity_vectors`), for
+        embedding-based linking; None links by exact and fuzzy name matches only."""
         self.graph = graph
         self.embedder = embedder
         self.config = config or KGRetrieverConfig()
-        self.linker = EntityLinker(graph, self.config.linker)
+        self.linker = EntityLinker(graph, self.config.linker, entity_vectors=entity_vectors, embedder=embedder)
         self._relation_vectors: dict[tuple[str, bool], np.ndarray] = {}
         self._exemplar_paths: list[Path] = []
         self._exemplar_vectors = np.zeros((0, 1), dtype=np.float32)

@@ -41,7 +41,7 @@ class LinkedEntity:
     name: str
     mention: str
     score: float
-    method: str  # "exact" | "normalized" | "fuzzy"
+    method: str  # "exact" | "fuzzy" | "embedding"
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,11 @@ class QAPipeline(Runnable[Any, Answer]):
         self.embedder = embedder
         self.reader = reader
         self.dense = DenseRetriever(index.passages, index.vectors, embedder) if index.vectors is not None else None
-        self.kg = KGRetriever(index.graph, embedder, config.kg) if index.graph is not None and config.use_kg else None
+        self.kg = (
+            KGRetriever(index.graph, embedder, config.kg, entity_vectors=index.entity_vectors)
+            if index.graph is not None and config.use_kg
+            else None
+        )
         self._warm_lock = threading.Lock()
         self._warm = False
 
