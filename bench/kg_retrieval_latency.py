@@ -60,9 +60,15 @@ def make_generated(n_triples: int, workdir: Path, n_questions: int) -> dict:
     popularity = 1.0 / np.arange(1, n_entities + 1) ** 0.9
     popularity /= popularity.sum()
     shuffle = rng.permutation(n_entities)
-    heads = shuffle[rng.choice(n_entities, size=n_triples, p=popularity)]
-    tails = shuffle[rng.choice(n_entities, size=n_triples, p=popularity)]
-    relations = rng.integers(0, len(GENERATED_RELATIONS), size=n_triples)
+    # Draw 10% more and keep the first `n_triples` distinct ones: the build deduplicates.
+    draw = int(n_triples * 1.1) + 10
+    heads = shuffle[rng.choice(n_entities, size=draw, p=popularity)]
+    tails = shuffle[rng.choice(n_entities, size=draw, p=popularity)]
+    relations = rng.integers(0, len(GENERATED_RELATIONS), size=draw)
+    _, first = np.unique(np.stack([heads, relations, tails], axis=1), axis=0, return_index=True)
+    keep = np.sort(first)[:n_triples]
+    heads, relations, tails = heads[keep], relations[keep], tails[keep]
+    n_triples = len(keep)
     workdir.mkdir(parents=True, exist_ok=True)
     kb = workdir / "kb.tsv"
     names = [entity_name(i) for i in range(n_entities)]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kg.algorithms import ppr_subgraph, shortest_paths_between
 from kg.graph import KnowledgeGraph
 from kg.linking import EntityLinker, LinkerConfig
 from kg.paths import Path, answer_entities, enumerate_paths, follow, path_to_text
@@ -132,6 +133,19 @@ class KGRetrieverConfig:
     max_hops: int = 3
     max_entities: int = 3
     max_candidates: int = 30
+    # After the best path's triples, this many next-best paths that reach answers add up to this many triples
+    # each (answer-naming triples first), before the budget is filled with first-hop context.
+    alternative_paths: int = 4
+    triples_per_alternative: int = 6
+    # Questions naming 2+ entities ("which film did X and Y both act in"): add the shortest paths (at most
+    # `max_hops` edges) joining the linked entities whose link score reaches `connect_min_link`, right after
+    # the best path's triples (kg.algorithms.shortest_paths_between).
+    connect_entities: bool = False
+    connect_min_link: float = 0.6
+    max_connecting_paths: int = 10
+    # Fill what is left of the budget with the linked entities' Personalized-PageRank neighbourhood
+    # (kg.algorithms.ppr_subgraph) instead of the next-best paths' first-hop triples.
+    ppr_context: bool = False
     # Softmax temperature over path similarities: cosine gaps of a few hundredths are meaningful.
     temperature: float = 0.05
     use_exemplars: bool = True
@@ -333,6 +347,41 @@ class KGRetriever:
                 break
             triples.append(ScoredTriple(self.graph.triple(int(row)), confidence))
             seen.add(int(row))
+        connecting = self._connecting_rows(links) if self.config.connect_entities else []
+        for row in connecting:
+            if len(triples) >= self.config.max_triples:
+                break
+            if row not in seen:
+                triples.append(ScoredTriple(self.graph.triple(row), max(confidence, 0.5)))
+                seen.add(row)
+        # Then the next-best paths' answers, each with the triples that reach them (a few per path): when the
+        # best path is wrong, the right one is usually among the next few, and the reader can still see it.
+        alternatives = 0
+        for score, _, other_entity, other_path in scored[1:]:
+            if len(triples) >= self.config.max_triples or alternatives >= self.config.alternative_paths:
+                break
+            other_id = self.graph.entity_ids[other_entity.name]
+            other_candidates = answer_entities(self.graph, other_id, other_path)[: self.config.max_candidates]
+            if not other_candidates:
+                continue
+            alternatives += 1
+            other_rows = follow(self.graph, other_id, other_path).rows
+            added = 0
+            for row in self._rows_to(other_rows, set(other_candidates), other_id, other_path):
+                if added >= self.config.triples_per_alternative or len(triples) >= self.config.max_triples:
+                    break
+                if int(row) not in seen:
+                    triples.append(ScoredTriple(self.graph.triple(int(row)), score))
+                    seen.add(int(row))
+                    added += 1
+        if self.config.ppr_context:
+            seeds = {self.graph.entity_ids[link.name]: link.score for link in links[: self.config.max_entities]}
+            for row in ppr_subgraph(self.graph, seeds, max_triples=self.config.max_triples):
+                if len(triples) >= self.config.max_triples:
+                    break
+                if row not in seen:
+                    triples.append(ScoredTriple(self.graph.triple(row), confidence * 0.5))
+                    seen.add(row)
         # Fill the rest of the budget with the next-best paths' first-hop triples (context for the reader).
         for score, _, other_entity, other_path in scored[1:]:
             if len(triples) >= self.config.max_triples:
@@ -350,8 +399,27 @@ class KGRetriever:
             candidate_triples=tuple(t.triple for t in triples[: len(chosen_rows)]),
             path=RelationPath(relation=path_to_text(path), inverse=path[0][1], score=confidence),
             confidence=float(confidence) if candidates else 0.0,
-            extra={"link_score": entity.score, "path_similarity": similarity, "path_probability": probability},
+            extra={
+                "link_score": entity.score,
+                "path_similarity": similarity,
+                "path_probability": probability,
+                "connecting_triples": float(len(connecting)),
+            },
         )
+
+    def _connecting_rows(self, links: list[LinkedEntity]) -> list[int]:
+        """Triple rows on shortest paths between the confidently linked entities (two or more), or none."""
+        ids = list(
+            dict.fromkeys(
+                self.graph.entity_ids[link.name] for link in links if link.score >= self.config.connect_min_link
+            )
+        )[: self.config.max_entities]
+        if len(ids) < 2:
+            return []
+        paths = shortest_paths_between(
+            self.graph, ids, max_hops=self.config.max_hops, max_paths=self.config.max_connecting_paths
+        )
+        return list(dict.fromkeys(row for path in paths for row in path))
 
     def _rows_to(self, rows_per_step: list[np.ndarray], targets: set[int], start: int, path: Path) -> list[int]:
         """Triple rows on routes from `start` to `targets`, walking back from the last step."""
