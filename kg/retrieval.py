@@ -26,7 +26,7 @@ from kg.algorithms import ppr_subgraph, shortest_paths_between
 from kg.graph import KnowledgeGraph
 from kg.linking import EntityLinker, LinkerConfig
 from kg.paths import Path, answer_entities, enumerate_paths, follow, path_to_text
-from kg.types import LinkedEntity, RelationPath, ScoredTriple, Subgraph, Triple
+from kg.types import LinkedEntity, PathAnswer, RelationPath, ScoredTriple, Subgraph, Triple
 from rag.errors import InputError
 
 if TYPE_CHECKING:
@@ -140,6 +140,10 @@ class KGRetrieverConfig:
     # Questions naming 2+ entities ("which film did X and Y both act in"): add the shortest paths (at most
     # `max_hops` edges) joining the linked entities whose link score reaches `connect_min_link`, right after
     # the best path's triples (kg.algorithms.shortest_paths_between).
+    # Rival paths within `choice_margin` of the best path's similarity that reach other answers are kept in
+    # `Subgraph.alternatives` (at most `max_choices` paths in all), for the reader to choose among.
+    choice_margin: float = 0.05
+    max_choices: int = 3
     connect_entities: bool = False
     connect_min_link: float = 0.6
     max_connecting_paths: int = 10
@@ -354,26 +358,33 @@ class KGRetriever:
             if row not in seen:
                 triples.append(ScoredTriple(self.graph.triple(row), max(confidence, 0.5)))
                 seen.add(row)
-        # Then the next-best paths' answers, each with the triples that reach them (a few per path): when the
-        # best path is wrong, the right one is usually among the next few, and the reader can still see it.
-        alternatives = 0
-        for score, _, other_entity, other_path in scored[1:]:
-            if len(triples) >= self.config.max_triples or alternatives >= self.config.alternative_paths:
+        # The next-best paths that reach answers, with those answers and the triples that reach them.
+        rivals = []
+        for score, rival_similarity, other_entity, other_path in scored[1:11]:
+            if len(rivals) >= max(self.config.alternative_paths, self.config.max_choices - 1):
                 break
             other_id = self.graph.entity_ids[other_entity.name]
             other_candidates = answer_entities(self.graph, other_id, other_path)[: self.config.max_candidates]
-            if not other_candidates:
-                continue
-            alternatives += 1
-            other_rows = follow(self.graph, other_id, other_path).rows
-            added = 0
-            for row in self._rows_to(other_rows, set(other_candidates), other_id, other_path):
-                if added >= self.config.triples_per_alternative or len(triples) >= self.config.max_triples:
+            if other_candidates:
+                reaching = self._rows_to(follow(self.graph, other_id, other_path).rows, set(other_candidates), other_id, other_path)
+                rivals.append((score, rival_similarity, other_entity, other_path, other_candidates, reaching))
+        # Their triples come next, a few per path: when the best path is wrong, the right one is usually among
+        # the next few, and the reader can still see it.
+        for score, _, _, _, _, reaching in rivals[: self.config.alternative_paths]:
+            for row in reaching[: self.config.triples_per_alternative]:
+                if len(triples) >= self.config.max_triples:
                     break
                 if int(row) not in seen:
                     triples.append(ScoredTriple(self.graph.triple(int(row)), score))
                     seen.add(int(row))
-                    added += 1
+        choices = [self._path_answer(entity, path, candidates[: self.config.max_candidates], chosen_rows, similarity, probability)]
+        for score, rival_similarity, other_entity, other_path, other_candidates, reaching in rivals:
+            if (
+                len(choices) < self.config.max_choices
+                and rival_similarity >= similarity - self.config.choice_margin
+                and set(other_candidates) != candidate_set
+            ):
+                choices.append(self._path_answer(other_entity, other_path, other_candidates, reaching, rival_similarity, score))
         if self.config.ppr_context:
             seeds = {self.graph.entity_ids[link.name]: link.score for link in links[: self.config.max_entities]}
             for row in ppr_subgraph(self.graph, seeds, max_triples=self.config.max_triples):
@@ -405,6 +416,19 @@ class KGRetriever:
                 "path_probability": probability,
                 "connecting_triples": float(len(connecting)),
             },
+            alternatives=tuple(choices) if len(choices) > 1 and candidates else (),
+        )
+
+    def _path_answer(
+        self, entity: LinkedEntity, path: Path, answers: list[int], rows: list[int], similarity: float, probability: float
+    ) -> PathAnswer:
+        return PathAnswer(
+            entity=entity.name,
+            path=path_to_text(path),
+            answers=tuple(self.graph.entities[e] for e in answers),
+            triples=tuple(self.graph.triple(int(r)) for r in rows[: self.config.max_candidates]),
+            similarity=float(similarity),
+            probability=float(probability),
         )
 
     def _connecting_rows(self, links: list[LinkedEntity]) -> list[int]:

@@ -16,7 +16,7 @@ from indexes.build import KG_PASSAGE_SOURCE
 from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
-from rag import answering
+from rag import answering, path_choice
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.errors import InputError
 from rag.reader import TransformersReader
@@ -112,6 +112,10 @@ class QAPipeline(Runnable[Any, Answer]):
             and (subgraph.confidence >= self.config.kg_answer_threshold or self.reader is None)
             and not instruction
         ):
+            if self.config.kg_reader_choice and self.reader is not None and len(subgraph.alternatives) > 1:
+                started = time.perf_counter()
+                subgraph, _ = path_choice.choose_path(self.reader, question, subgraph)
+                timings["choice"] = time.perf_counter() - started
             answer = answering.kg_answer(question, subgraph, max_answers=self.config.max_answers)
             return self._timed(answer, timings)
 
