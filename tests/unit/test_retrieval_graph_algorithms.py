@@ -47,3 +47,29 @@ def test_ppr_context_brings_in_the_seeds_neighbourhood_within_budget(fake_embedd
     assert year in {t.triple for t in with_ppr.triples}
     _, small = _retrieve(fake_embedder_cls, ppr_context=True, max_triples=3)
     assert len(small.triples) == 3
+
+
+def test_near_equal_rival_paths_are_kept_as_alternatives(fake_embedder_cls, monkeypatch) -> None:
+    graph = KnowledgeGraph.from_triples(
+        [
+            Triple("Crash", "directed_by", "Paul Haggis"),
+            Triple("Crash", "written_by", "Bobby Moresco"),
+            Triple("Crash", "has_genre", "Drama"),
+            Triple("Crash", "release_year", "2004"),
+        ]
+    )
+    scores = {
+        (("directed_by", False),): 0.80,
+        (("written_by", False),): 0.78,  # within the 0.05 margin: kept
+        (("has_genre", False),): 0.60,  # far behind: not a rival
+        (("release_year", False),): 0.79,
+    }
+    monkeypatch.setattr(KGRetriever, "_score_paths", lambda self, query, entity_id: dict(scores))
+    retriever = KGRetriever(graph, fake_embedder_cls(), KGRetrieverConfig(use_exemplars=False, max_choices=3))
+    subgraph = retriever.retrieve("who made Crash")
+    assert subgraph.candidates == ("Paul Haggis",)
+    assert [a.path for a in subgraph.alternatives] == ["directed_by", "release_year", "written_by"]
+    assert subgraph.alternatives[2].answers == ("Bobby Moresco",)
+    assert subgraph.alternatives[2].triples == (Triple("Crash", "written_by", "Bobby Moresco"),)
+    clear = KGRetriever(graph, fake_embedder_cls(), KGRetrieverConfig(use_exemplars=False, choice_margin=0.001))
+    assert clear.retrieve("who made Crash").alternatives == ()
