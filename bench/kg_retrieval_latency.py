@@ -86,8 +86,15 @@ def make_generated(n_triples: int, workdir: Path, n_questions: int) -> dict:
             break
         relation, tail = edges[0]
         words = GENERATED_RELATIONS[relation].replace("_", " ")
-        questions.append({"id": f"gen-{number}", "question": f"what is the {words} of {names[head]}?", "answers": [names[tail]]})
+        name = names[head]
+        if number % 3 == 2:
+            # Every third question misspells the name (one letter dropped, lower case): the fuzzy linker's case.
+            cut = 1 + pick.randrange(len(name.split()[0]) - 1)
+            name = (name[:cut] + name[cut + 1 :]).lower()
+        questions.append({"id": f"gen-{number}", "question": f"what is the {words} of {name}?", "answers": [names[tail]]})
     (workdir / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    if (workdir / "index" / "CURRENT").is_file():
+        return {"built": str(workdir / "index"), "reused": True}  # the same seed wrote the same KB
     started = time.perf_counter()
     result = build_index(workdir / "index", BuildConfig(triples=(str(kb),), progress=False))
     return {"built": str(result.path), "build_s": time.perf_counter() - started, "counts": result.manifest["counts"]}

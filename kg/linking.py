@@ -7,6 +7,7 @@ jointly with relation evidence which one the question is about.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,12 +32,21 @@ FRAME_WORDS = frozenset(
 )
 
 
+FUZZY_PREFIX = 3
+
+
 @dataclass(frozen=True)
 class LinkerConfig:
     max_ngram: int = 10
     max_candidates: int = 8
     fuzzy: bool = True
     fuzzy_cutoff: float = 88.0
+    # Up to this many distinct names, a fuzzy match scans them all (MetaQA: 43k names, a few ms per span). Past
+    # it, a span is compared only with the names sharing a word prefix with it (`FUZZY_PREFIX` letters; the
+    # rarest prefixes first, at most `fuzzy_block_cap` names), so a query never scans a multi-million-triple KG's whole name list; a typo inside the first letters of every
+    # word of a name is then missed.
+    fuzzy_full_scan: int = 50_000
+    fuzzy_block_cap: int = 5_000
     # Embedding match over entity names (vectors computed at build time): tried only when exact and fuzzy
     # matching found no link scoring `embedding_below` or more, so a well-linked question pays nothing.
     embedding: bool = True
@@ -79,6 +89,8 @@ class EntityLinker:
             if key:
                 self._by_name[key].append(entity_id)
         self._fuzzy_keys: list[str] | None = None
+        self._fuzzy_blocks: dict[str, list[int]] | None = None
+        self._fuzzy_lock = threading.Lock()
 
     def link(self, question: str) -> list[LinkedEntity]:
         tokens = tokenize_with_spans(question)
@@ -121,11 +133,38 @@ class EntityLinker:
                     spans.append((start, end, self._span_score(key), key, "exact", list(entity_ids)))
         return spans
 
+    def warm_up(self) -> None:
+        """Build the fuzzy-match tables (name list; word-prefix blocks for a large KG) once, not per query."""
+        if self._fuzzy_keys is not None:
+            return
+        with self._fuzzy_lock:
+            if self._fuzzy_keys is not None:
+                return
+            keys = list(self._by_name)
+            if len(keys) > self.config.fuzzy_full_scan:
+                blocks: dict[str, list[int]] = defaultdict(list)
+                for number, key in enumerate(keys):
+                    for prefix in {word[:FUZZY_PREFIX] for word in key.split()}:
+                        blocks[prefix].append(number)
+                self._fuzzy_blocks = dict(blocks)
+            self._fuzzy_keys = keys
+
+    def _blocked_keys(self, words: list[str]) -> list[str]:
+        """Names sharing a word prefix with the span; a prefix shared by too many names ("the") is skipped."""
+        assert self._fuzzy_blocks is not None and self._fuzzy_keys is not None
+        blocks = sorted((self._fuzzy_blocks.get(w[:FUZZY_PREFIX], []) for w in set(words)), key=len)
+        numbers: set[int] = set()
+        for block in blocks:
+            if numbers and len(numbers) + len(block) > self.config.fuzzy_block_cap:
+                break
+            numbers.update(block[: self.config.fuzzy_block_cap])
+        return [self._fuzzy_keys[n] for n in sorted(numbers)]
+
     def _fuzzy_spans(self, question: str, tokens: list[tuple[str, int, int]], taken: list[tuple]) -> list[tuple]:
         from rapidfuzz import fuzz, process
 
-        if self._fuzzy_keys is None:
-            self._fuzzy_keys = list(self._by_name)
+        self.warm_up()
+        assert self._fuzzy_keys is not None
         spans = []
         for n in range(min(6, len(tokens)), 1, -1):
             for i in range(len(tokens) - n + 1):
@@ -133,7 +172,8 @@ class EntityLinker:
                 if words[0] in FRAME_WORDS or words[-1] in FRAME_WORDS:
                     continue
                 key = " ".join(words)
-                match = process.extractOne(key, self._fuzzy_keys, scorer=fuzz.ratio, score_cutoff=self.config.fuzzy_cutoff)
+                choices = self._fuzzy_keys if self._fuzzy_blocks is None else self._blocked_keys(words)
+                match = process.extractOne(key, choices, scorer=fuzz.ratio, score_cutoff=self.config.fuzzy_cutoff)
                 if match is not None:
                     matched_key, similarity, _ = match
                     score = self._span_score(matched_key) * similarity / 100.0 * 0.9

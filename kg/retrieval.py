@@ -212,6 +212,7 @@ class KGRetriever:
         with self._warm_lock:
             if self._ready:
                 return
+            self.linker.warm_up()
             keys = [(r, inv) for r in self.graph.relations for inv in (False, True)]
             vectors = self.embedder.encode([relation_text(r, inv) for r, inv in keys])
             self._relation_vectors = dict(zip(keys, vectors))

@@ -189,3 +189,15 @@ def test_entity_vectors_must_match_the_graph() -> None:
     linker, embedder = _embedding_linker()
     with pytest.raises(ValueError, match="rows"):
         EntityLinker(linker.graph, entity_vectors=np.zeros((2, 4), dtype=np.float32), embedder=embedder)
+
+
+def test_fuzzy_match_on_a_large_kg_compares_only_names_sharing_a_word_prefix() -> None:
+    names = [f"Person {i} Smith" for i in range(60)] + ["Kalomi Rento", "Zardoz"]
+    graph = KnowledgeGraph.from_triples(Triple(n, "knows", "Zardoz") for n in names[:-1])
+    blocked = EntityLinker(graph, LinkerConfig(fuzzy_full_scan=10))
+    blocked.warm_up()
+    assert blocked._fuzzy_blocks is not None
+    assert blocked.link("who does kalomi rennto know")[0].name == "Kalomi Rento"  # shares "kal"/"ren"
+    # Each candidate list is the names sharing a prefix, not all 62.
+    assert blocked._blocked_keys(["kalomi", "rennto"]) == ["kalomi rento"]
+    assert EntityLinker(graph).link("who does kalomi rennto know")[0].name == "Kalomi Rento"  # full scan
