@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import sys
@@ -145,6 +146,8 @@ def measure(index_dir: Path, questions: list[Path], n: int) -> dict:
     setup_s, retriever = _timed(lambda: KGRetriever(index.graph, embedder, entity_vectors=index.entity_vectors))
     warm_s, _ = _timed(retriever.warm_up)
     qs = held_out(questions, n)
+    load_before = os.getloadavg()[0]
+    retrieve = latency(retriever.retrieve, qs)
     return {
         "index": str(index_dir),
         "triples": len(index.graph),
@@ -155,7 +158,9 @@ def measure(index_dir: Path, questions: list[Path], n: int) -> dict:
         "embedder_load_s": round(embedder_s, 2),
         "retriever_setup_s": round(setup_s, 3),
         "retriever_warm_up_s": round(warm_s, 2),
-        "retrieve": latency(retriever.retrieve, qs),
+        "retrieve": retrieve,
+        # The machine is shared: the 1-minute load average before and after the timed queries (2 cores).
+        "load_avg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
