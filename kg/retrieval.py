@@ -143,7 +143,7 @@ class KGRetrieverConfig:
     # Rival paths within `choice_margin` of the best path's similarity that reach other answers are kept in
     # `Subgraph.alternatives` (at most `max_choices` paths in all), for the reader to choose among.
     choice_margin: float = 0.05
-    max_choices: int = 3
+    max_choices: int = 4
     connect_entities: bool = False
     connect_min_link: float = 0.6
     max_connecting_paths: int = 10
