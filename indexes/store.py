@@ -58,7 +58,10 @@ def load_index(index_dir: str | Path, *, verify: bool = True, use_gpu: bool | No
             entity_vectors = np.load(version / layout.ENTITY_VECTORS, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexLoadError(f"cannot read {version / layout.ENTITY_VECTORS}: {exc}") from exc
-        expected = (len(graph.entities), int(manifest["embedder"]["dimension"]))
-        if entity_vectors.shape != expected:
-            raise IndexLoadError(f"{version / layout.ENTITY_VECTORS} has shape {entity_vectors.shape}, expected {expected}")
+        # Rows must match the entities; the width is checked against the embedder where both meet (the linker),
+        # after the pipeline's own embedder-versus-manifest check has named any mismatch.
+        if entity_vectors.ndim != 2 or entity_vectors.shape[0] != len(graph.entities):
+            raise IndexLoadError(
+                f"{version / layout.ENTITY_VECTORS} has shape {entity_vectors.shape}, expected ({len(graph.entities)}, d)"
+            )
     return LoadedIndex(index_dir, manifest, passages, vectors, graph, entity_vectors)

@@ -79,6 +79,9 @@ class EntityLinker:
             raise ValueError(
                 f"entity_vectors has {entity_vectors.shape[0]} rows but the graph has {len(graph.entities)} entities"
             )
+        dimension = getattr(embedder, "dimension", None) if entity_vectors is not None else None
+        if entity_vectors is not None and dimension is not None and entity_vectors.shape[1] != dimension:
+            raise ValueError(f"entity_vectors are {entity_vectors.shape[1]}-d but the embedder gives {dimension}-d vectors")
         # Both are needed for embedding matches; without them (a very large KG built without name vectors)
         # linking is exact + fuzzy only.
         self.entity_vectors = entity_vectors

@@ -201,3 +201,11 @@ def test_fuzzy_match_on_a_large_kg_compares_only_names_sharing_a_word_prefix() -
     # Each candidate list is the names sharing a prefix, not all 62.
     assert blocked._blocked_keys(["kalomi", "rennto"]) == ["kalomi rento"]
     assert EntityLinker(graph).link("who does kalomi rennto know")[0].name == "Kalomi Rento"  # full scan
+
+
+def test_entity_vectors_must_have_the_embedders_width() -> None:
+    import numpy as np
+
+    linker, embedder = _embedding_linker()
+    with pytest.raises(ValueError, match="5-d"):
+        EntityLinker(linker.graph, entity_vectors=np.zeros((5, 3), dtype=np.float32), embedder=embedder)
