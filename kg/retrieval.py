@@ -319,12 +319,16 @@ class KGRetriever:
         """Paths from the entity whose every step some question word speaks for (a beam over the graph)."""
         assert self._lexical is not None
         lexical = self._lexical
+        # Decided once per relation, not once per edge group the walk meets.
+        allowed = {r for r in self.graph.relations if max(lexical.evidence(w, r) for w in words) >= LEX_STRONG}
+        if not allowed:
+            return []
         return enumerate_paths(
             self.graph,
             entity_id,
             self.config.max_hops,
             max_paths=10_000,
-            keep_relation=lambda relation: max(lexical.evidence(w, relation) for w in words) >= LEX_STRONG,
+            keep_relation=allowed.__contains__,
             max_branches=50,
         )
 
