@@ -36,6 +36,12 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--kg-passages", action="store_true", help="also verbalise each KG entity's facts into a passage for dense search"
     )
+    build.add_argument(
+        "--max-entity-vectors",
+        type=int,
+        default=100_000,
+        help="embed entity names for embedding-based linking when the KG has at most this many entities (0: never)",
+    )
     build.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines and report how many")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.add_argument(
@@ -105,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             chunking=ChunkingConfig(max_words=args.chunk_words, overlap_words=args.chunk_overlap),
             kg_passages=args.kg_passages,
             skip_bad_lines=args.skip_bad_lines,
+            max_entity_vectors=args.max_entity_vectors,
             progress=not args.quiet,
             nprobe=args.nprobe,
             ray=args.ray,

@@ -46,6 +46,10 @@ class BuildConfig:
     # KG, and the default pipeline reads the KG through its own retriever.
     kg_passages: bool = False
     skip_bad_lines: bool = False
+    # Entity-name embeddings for embedding-based entity linking, computed here so no query ever embeds the
+    # KG's names. Only for KGs of at most `max_entity_vectors` entities (0: never): 400k names would dominate a
+    # 2M-triple build (and its index size) for a fallback that exact and fuzzy matching usually make unnecessary.
+    max_entity_vectors: int = 100_000
     batch_size: int = DEFAULT_BATCH_SIZE
     progress: bool = True
     # Chunk and embed on Ray ("auto": a running cluster, else a local instance; or a cluster address). Not
@@ -61,6 +65,8 @@ class BuildConfig:
             raise InputError(f"batch_size must be greater than 0, got {self.batch_size}")
         if self.nprobe is not None and self.nprobe <= 0:
             raise InputError(f"nprobe must be greater than 0, got {self.nprobe}")
+        if self.max_entity_vectors < 0:
+            raise InputError(f"max_entity_vectors must be 0 or more, got {self.max_entity_vectors}")
 
 
 @dataclass(frozen=True)
@@ -109,12 +115,19 @@ def embed_resumable(
     embedder: Embedder, passages: Sequence[Passage], staging: Path, *, batch_size: int, progress: bool
 ) -> np.ndarray:
     """Embed in shards saved under `staging`; a re-run after a crash reuses the shards already written."""
+    texts = [_embedding_text(p) for p in passages]
+    return embed_texts_resumable(embedder, texts, staging, batch_size=batch_size, progress=progress, what="passage")
+
+
+def embed_texts_resumable(
+    embedder: Embedder, texts: Sequence[str], staging: Path, *, batch_size: int, progress: bool, what: str
+) -> np.ndarray:
     staging.mkdir(parents=True, exist_ok=True)
     shards = []
-    bar = tqdm(total=len(passages), desc="embedding passages", unit="passage", disable=not progress)
-    for number, start in enumerate(range(0, len(passages), SHARD_SIZE)):
+    bar = tqdm(total=len(texts), desc=f"embedding {what}s", unit=what, disable=not progress)
+    for number, start in enumerate(range(0, len(texts), SHARD_SIZE)):
         shard_path = staging / f"shard-{number:06d}.npy"
-        batch = passages[start : start + SHARD_SIZE]
+        batch = texts[start : start + SHARD_SIZE]
         vectors = None
         if shard_path.is_file():
             try:
@@ -124,7 +137,7 @@ def embed_resumable(
             if vectors is not None and vectors.shape[0] != len(batch):
                 vectors = None
         if vectors is None:
-            vectors = embedder.encode([_embedding_text(p) for p in batch], batch_size=batch_size)
+            vectors = embedder.encode(list(batch), batch_size=batch_size)
             tmp = staging / f".shard-{number:06d}.tmp.npy"
             np.save(tmp, vectors, allow_pickle=False)
             tmp.replace(shard_path)
@@ -132,6 +145,19 @@ def embed_resumable(
         bar.update(len(batch))
     bar.close()
     return np.concatenate(shards) if shards else np.zeros((0, embedder.dimension), dtype=np.float32)
+
+
+def entity_display_name(name: str) -> str:
+    """The name as words ("tasha_tudor" -> "tasha tudor"): the embedder reads words, not identifiers."""
+    return name.replace("_", " ").strip() or name
+
+
+def _fingerprint_texts(embedder: str, texts: Sequence[str]) -> str:
+    digest = hashlib.sha256(embedder.encode())
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    return "names-" + digest.hexdigest()[:24]
 
 
 def _embedding_text(passage: Passage) -> str:
@@ -171,6 +197,7 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
             documents + kg_documents, address=config.ray, embedder=config.embedder, device=config.device,
             chunking=config.chunking, batch_size=config.batch_size,
         )
+        embedder = None
         dimension = int(vectors.shape[1]) if len(chunks) else Embedder(config.embedder, device=config.device).dimension
     else:
         chunks = list(chunk_passages(documents + kg_documents, config.chunking))
@@ -179,10 +206,22 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
         staging = out / layout.STAGING / fingerprint
         vectors = embed_resumable(embedder, chunks, staging, batch_size=config.batch_size, progress=config.progress)
         dimension = int(embedder.dimension)
+    entity_vectors = None
+    if graph is not None and 0 < len(graph.entities) <= config.max_entity_vectors:
+        if embedder is None:  # the Ray build embedded on its workers
+            embedder = Embedder(config.embedder, device=config.device, batch_size=config.batch_size)
+        names = [entity_display_name(name) for name in graph.entities]
+        names_staging = out / layout.STAGING / _fingerprint_texts(config.embedder, names)
+        entity_vectors = embed_texts_resumable(
+            embedder, names, names_staging, batch_size=config.batch_size, progress=config.progress, what="entity name"
+        )
 
     version = layout.new_version_dir(out)
     try:
         files = _write_version(version, chunks, vectors, graph, config)
+        if entity_vectors is not None:
+            np.save(version / layout.ENTITY_VECTORS, entity_vectors.astype(np.float32), allow_pickle=False)
+            files.append(layout.ENTITY_VECTORS)
         manifest = {
             "format": layout.FORMAT_NAME,
             "format_version": layout.FORMAT_VERSION,
@@ -196,6 +235,7 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
                 "triples": len(graph) if graph is not None else 0,
                 "entities": len(graph.entities) if graph is not None else 0,
                 "relations": len(graph.relations) if graph is not None else 0,
+                "entity_vectors": len(entity_vectors) if entity_vectors is not None else 0,
             },
             # str(): the API accepts Path objects too, and the manifest is JSON.
             "inputs": {"passages": [str(p) for p in config.passages], "triples": [str(p) for p in config.triples]},

@@ -24,6 +24,8 @@ MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 VECTORS = "vectors.faiss"
 KG_DIR = "kg"
+# Entity-name embeddings (float32, one row per entity id, L2-normalised), for embedding-based entity linking.
+ENTITY_VECTORS = "kg/entity_vectors.npy"
 STAGING = ".staging"
 FORMAT_NAME = "kgrag-index"
 FORMAT_VERSION = 1

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from indexes import layout
 from indexes.vector import VectorIndex
 from kg.graph import KnowledgeGraph
@@ -20,6 +22,8 @@ class LoadedIndex:
     passages: list[Passage]
     vectors: VectorIndex | None
     graph: KnowledgeGraph | None
+    # Entity-name embeddings computed at build time (None when the build skipped them, e.g. a very large KG).
+    entity_vectors: np.ndarray | None = None
 
     @property
     def embedder_name(self) -> str:
@@ -50,4 +54,16 @@ def load_index(
         if len(vectors) != len(passages):
             raise IndexLoadError(f"index {index_dir}: {len(vectors)} vectors but {len(passages)} passages")
     graph = KnowledgeGraph.load(version / layout.KG_DIR) if (version / layout.KG_DIR).is_dir() else None
-    return LoadedIndex(index_dir, manifest, passages, vectors, graph)
+    entity_vectors = None
+    if graph is not None and (version / layout.ENTITY_VECTORS).is_file():
+        try:
+            entity_vectors = np.load(version / layout.ENTITY_VECTORS, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexLoadError(f"cannot read {version / layout.ENTITY_VECTORS}: {exc}") from exc
+        # Rows must match the entities; the width is checked against the embedder where both meet (the linker),
+        # after the pipeline's own embedder-versus-manifest check has named any mismatch.
+        if entity_vectors.ndim != 2 or entity_vectors.shape[0] != len(graph.entities):
+            raise IndexLoadError(
+                f"{version / layout.ENTITY_VECTORS} has shape {entity_vectors.shape}, expected ({len(graph.entities)}, d)"
+            )
+    return LoadedIndex(index_dir, manifest, passages, vectors, graph, entity_vectors)

@@ -42,6 +42,7 @@ class KnowledgeGraph:
         self.relations = relations
         self.triples = triples.astype(np.int32, copy=False).reshape(-1, 3)
         self.entity_ids = {name: i for i, name in enumerate(entities)}
+        self.relation_ids = {name: i for i, name in enumerate(relations)}
         if len(self.triples):
             if self.triples[:, [0, 2]].max() >= len(entities) or self.triples[:, 1].max() >= len(relations):
                 raise IndexLoadError("triples refer to entity or relation ids that the name lists do not have")

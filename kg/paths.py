@@ -82,14 +82,7 @@ def enumerate_paths(
     for _ in range(max_hops):
         next_layer = []
         for path, frontier in layer:
-            steps: dict[Step, set[int]] = {}
-            for entity in list(frontier)[:200]:
-                for relation_id, inverse, _count in graph.relations_at(entity):
-                    if keep_relation is not None and not keep_relation(graph.relations[relation_id]):
-                        continue
-                    step = (graph.relations[relation_id], inverse)
-                    reached = steps.setdefault(step, set())
-                    reached.update(int(e) for e in graph.hop(entity, relation_id, inverse=inverse))
+            steps = _steps_from(graph, list(frontier)[:200], keep_relation)
             for step, reached in steps.items():
                 new_path = path + (step,)
                 paths.append(new_path)
@@ -98,6 +91,34 @@ def enumerate_paths(
                     return paths
         layer = next_layer if max_branches is None else next_layer[:max_branches]
     return paths
+
+
+def _steps_from(
+    graph: KnowledgeGraph, nodes: list[int], keep_relation: Callable[[str], bool] | None
+) -> dict[Step, set[int]]:
+    """Every (relation, direction) leaving `nodes` and the entities it reaches, vectorised over the nodes.
+
+    Ordered as a per-node walk would meet them (node by node; out-edges, then in-edges; by relation id), so the
+    callers' caps cut the same paths.
+    """
+    found: list[tuple[tuple[int, int, int], Step, set[int]]] = []
+    for inverse in (False, True):
+        row_lists = [graph.in_rows(n) if inverse else graph.out_rows(n) for n in nodes]
+        if not any(len(rows) for rows in row_lists):
+            continue
+        rows = np.concatenate(row_lists)
+        positions = np.repeat(np.arange(len(nodes)), [len(r) for r in row_lists])
+        relations = graph.triples[rows, 1]
+        targets = graph.triples[rows, 0 if inverse else 2]
+        for relation_id in np.unique(relations).tolist():
+            name = graph.relations[relation_id]
+            if keep_relation is not None and not keep_relation(name):
+                continue
+            mask = relations == relation_id
+            first = int(positions[mask].min())
+            found.append(((first, int(inverse), relation_id), (name, inverse), set(targets[mask].tolist())))
+    found.sort(key=lambda item: item[0])
+    return {step: reached for _, step, reached in found}
 
 
 def best_paths_for_answers(graph: KnowledgeGraph, start: int, answers: set[int], *, hops: int) -> tuple[list[Path], float]:

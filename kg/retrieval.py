@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kg.algorithms import ppr_subgraph, shortest_paths_between
 from kg.graph import KnowledgeGraph
 from kg.linking import EntityLinker, LinkerConfig
 from kg.paths import Path, answer_entities, enumerate_paths, follow, path_to_text
-from kg.types import LinkedEntity, RelationPath, ScoredTriple, Subgraph, Triple
+from kg.types import LinkedEntity, PathAnswer, RelationPath, ScoredTriple, Subgraph, Triple
 from rag.errors import InputError
 
 if TYPE_CHECKING:
@@ -132,6 +133,23 @@ class KGRetrieverConfig:
     max_hops: int = 3
     max_entities: int = 3
     max_candidates: int = 30
+    # After the best path's triples, this many next-best paths that reach answers add up to this many triples
+    # each (answer-naming triples first), before the budget is filled with first-hop context.
+    alternative_paths: int = 4
+    triples_per_alternative: int = 6
+    # Questions naming 2+ entities ("which film did X and Y both act in"): add the shortest paths (at most
+    # `max_hops` edges) joining the linked entities whose link score reaches `connect_min_link`, right after
+    # the best path's triples (kg.algorithms.shortest_paths_between).
+    # Rival paths within `choice_margin` of the best path's similarity that reach other answers are kept in
+    # `Subgraph.alternatives` (at most `max_choices` paths in all), for the reader to choose among.
+    choice_margin: float = 0.05
+    max_choices: int = 4
+    connect_entities: bool = False
+    connect_min_link: float = 0.6
+    max_connecting_paths: int = 10
+    # Fill what is left of the budget with the linked entities' Personalized-PageRank neighbourhood
+    # (kg.algorithms.ppr_subgraph) instead of the next-best paths' first-hop triples.
+    ppr_context: bool = False
     # Softmax temperature over path similarities: cosine gaps of a few hundredths are meaningful.
     temperature: float = 0.05
     use_exemplars: bool = True
@@ -166,11 +184,20 @@ def _cache_dir() -> FsPath:
 
 
 class KGRetriever:
-    def __init__(self, graph: KnowledgeGraph, embedder: Embedder, config: KGRetrieverConfig | None = None) -> None:
+    def __init__(
+        self,
+        graph: KnowledgeGraph,
+        embedder: Embedder,
+        config: KGRetrieverConfig | None = None,
+        *,
+        entity_vectors: np.ndarray | None = None,
+    ) -> None:
+        """`entity_vectors`: the index's build-time entity-name embeddings (`LoadedIndex.entity_vectors`), for
+        embedding-based linking; None links by exact and fuzzy name matches only."""
         self.graph = graph
         self.embedder = embedder
         self.config = config or KGRetrieverConfig()
-        self.linker = EntityLinker(graph, self.config.linker)
+        self.linker = EntityLinker(graph, self.config.linker, entity_vectors=entity_vectors, embedder=embedder)
         self._relation_vectors: dict[tuple[str, bool], np.ndarray] = {}
         self._exemplar_paths: list[Path] = []
         self._exemplar_vectors = np.zeros((0, 1), dtype=np.float32)
@@ -185,6 +212,7 @@ class KGRetriever:
         with self._warm_lock:
             if self._ready:
                 return
+            self.linker.warm_up()
             keys = [(r, inv) for r in self.graph.relations for inv in (False, True)]
             vectors = self.embedder.encode([relation_text(r, inv) for r, inv in keys])
             self._relation_vectors = dict(zip(keys, vectors))
@@ -291,12 +319,16 @@ class KGRetriever:
         """Paths from the entity whose every step some question word speaks for (a beam over the graph)."""
         assert self._lexical is not None
         lexical = self._lexical
+        # Decided once per relation, not once per edge group the walk meets.
+        allowed = {r for r in self.graph.relations if max(lexical.evidence(w, r) for w in words) >= LEX_STRONG}
+        if not allowed:
+            return []
         return enumerate_paths(
             self.graph,
             entity_id,
             self.config.max_hops,
             max_paths=10_000,
-            keep_relation=lambda relation: max(lexical.evidence(w, relation) for w in words) >= LEX_STRONG,
+            keep_relation=allowed.__contains__,
             max_branches=50,
         )
 
@@ -324,6 +356,48 @@ class KGRetriever:
                 break
             triples.append(ScoredTriple(self.graph.triple(int(row)), confidence))
             seen.add(int(row))
+        connecting = self._connecting_rows(links) if self.config.connect_entities else []
+        for row in connecting:
+            if len(triples) >= self.config.max_triples:
+                break
+            if row not in seen:
+                triples.append(ScoredTriple(self.graph.triple(row), max(confidence, 0.5)))
+                seen.add(row)
+        # The next-best paths that reach answers, with those answers and the triples that reach them.
+        rivals = []
+        for score, rival_similarity, other_entity, other_path in scored[1:11]:
+            if len(rivals) >= max(self.config.alternative_paths, self.config.max_choices - 1):
+                break
+            other_id = self.graph.entity_ids[other_entity.name]
+            other_candidates = answer_entities(self.graph, other_id, other_path)[: self.config.max_candidates]
+            if other_candidates:
+                reaching = self._rows_to(follow(self.graph, other_id, other_path).rows, set(other_candidates), other_id, other_path)
+                rivals.append((score, rival_similarity, other_entity, other_path, other_candidates, reaching))
+        # Their triples come next, a few per path: when the best path is wrong, the right one is usually among
+        # the next few, and the reader can still see it.
+        for score, _, _, _, _, reaching in rivals[: self.config.alternative_paths]:
+            for row in reaching[: self.config.triples_per_alternative]:
+                if len(triples) >= self.config.max_triples:
+                    break
+                if int(row) not in seen:
+                    triples.append(ScoredTriple(self.graph.triple(int(row)), score))
+                    seen.add(int(row))
+        choices = [self._path_answer(entity, path, candidates[: self.config.max_candidates], chosen_rows, similarity, probability)]
+        for score, rival_similarity, other_entity, other_path, other_candidates, reaching in rivals:
+            if (
+                len(choices) < self.config.max_choices
+                and rival_similarity >= similarity - self.config.choice_margin
+                and set(other_candidates) != candidate_set
+            ):
+                choices.append(self._path_answer(other_entity, other_path, other_candidates, reaching, rival_similarity, score))
+        if self.config.ppr_context:
+            seeds = {self.graph.entity_ids[link.name]: link.score for link in links[: self.config.max_entities]}
+            for row in ppr_subgraph(self.graph, seeds, max_triples=self.config.max_triples):
+                if len(triples) >= self.config.max_triples:
+                    break
+                if row not in seen:
+                    triples.append(ScoredTriple(self.graph.triple(row), confidence * 0.5))
+                    seen.add(row)
         # Fill the rest of the budget with the next-best paths' first-hop triples (context for the reader).
         for score, _, other_entity, other_path in scored[1:]:
             if len(triples) >= self.config.max_triples:
@@ -341,8 +415,40 @@ class KGRetriever:
             candidate_triples=tuple(t.triple for t in triples[: len(chosen_rows)]),
             path=RelationPath(relation=path_to_text(path), inverse=path[0][1], score=confidence),
             confidence=float(confidence) if candidates else 0.0,
-            extra={"link_score": entity.score, "path_similarity": similarity, "path_probability": probability},
+            extra={
+                "link_score": entity.score,
+                "path_similarity": similarity,
+                "path_probability": probability,
+                "connecting_triples": float(len(connecting)),
+            },
+            alternatives=tuple(choices) if len(choices) > 1 and candidates else (),
         )
+
+    def _path_answer(
+        self, entity: LinkedEntity, path: Path, answers: list[int], rows: list[int], similarity: float, probability: float
+    ) -> PathAnswer:
+        return PathAnswer(
+            entity=entity.name,
+            path=path_to_text(path),
+            answers=tuple(self.graph.entities[e] for e in answers),
+            triples=tuple(self.graph.triple(int(r)) for r in rows[: self.config.max_candidates]),
+            similarity=float(similarity),
+            probability=float(probability),
+        )
+
+    def _connecting_rows(self, links: list[LinkedEntity]) -> list[int]:
+        """Triple rows on shortest paths between the confidently linked entities (two or more), or none."""
+        ids = list(
+            dict.fromkeys(
+                self.graph.entity_ids[link.name] for link in links if link.score >= self.config.connect_min_link
+            )
+        )[: self.config.max_entities]
+        if len(ids) < 2:
+            return []
+        paths = shortest_paths_between(
+            self.graph, ids, max_hops=self.config.max_hops, max_paths=self.config.max_connecting_paths
+        )
+        return list(dict.fromkeys(row for path in paths for row in path))
 
     def _rows_to(self, rows_per_step: list[np.ndarray], targets: set[int], start: int, path: Path) -> list[int]:
         """Triple rows on routes from `start` to `targets`, walking back from the last step."""

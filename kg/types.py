@@ -41,7 +41,7 @@ class LinkedEntity:
     name: str
     mention: str
     score: float
-    method: str  # "exact" | "normalized" | "fuzzy"
+    method: str  # "exact" | "fuzzy" | "embedding"
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,19 @@ class RelationPath:
 
 
 @dataclass(frozen=True)
+class PathAnswer:
+    """One relation path from a linked entity, the answers it reaches and the triples that reach them."""
+
+    entity: str
+    path: str
+    answers: tuple[str, ...]
+    triples: tuple[Triple, ...]
+    # Question-to-path similarity (the retriever's match score) and the path's share of the softmax.
+    similarity: float
+    probability: float
+
+
+@dataclass(frozen=True)
 class Subgraph:
     """What the KG retriever found for one question."""
 
@@ -69,3 +82,6 @@ class Subgraph:
     # How sure the retriever is that `candidates` answer the question (relation match x link score).
     confidence: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    # When the question matches several paths almost equally well: the best path first, then its close rivals
+    # with different answers (a reader may choose among them). Empty when the best path is clear.
+    alternatives: tuple[PathAnswer, ...] = ()

@@ -24,6 +24,9 @@ class PipelineConfig:
     # KG candidates answer directly when the retriever is at least this sure of the relation path.
     kg_answer_threshold: float = 0.35
     max_answers: int = field(default=10, metadata={"help": "entities listed when a KG answer is a set"})
+    # When the KG leaves several near-equal relation paths with different answers, let the reader choose among
+    # them by log-likelihood (rag.path_choice); needs a reader. See docs/RESULTS.md for the measured effect.
+    kg_reader_choice: bool = False
     # A first relevance gate on dense hits (the learned gate is future work): keep a passage when its cosine
     # similarity reaches `min_passage_score` and `relative_passage_score` x the best hit's.
     min_passage_score: float = 0.3

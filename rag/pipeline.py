@@ -17,7 +17,7 @@ from indexes.build import KG_PASSAGE_SOURCE
 from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
-from rag import answering, calibration, injection
+from rag import answering, calibration, injection, path_choice
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
 from rag.errors import InputError, ModelLoadError
@@ -61,7 +61,11 @@ class QAPipeline(Runnable[Any, Answer]):
         self.embedder = embedder
         self.reader = reader
         self.dense = DenseRetriever(index.passages, index.vectors, embedder) if index.vectors is not None else None
-        self.kg = KGRetriever(index.graph, embedder, config.kg) if index.graph is not None and config.use_kg else None
+        self.kg = (
+            KGRetriever(index.graph, embedder, config.kg, entity_vectors=index.entity_vectors)
+            if index.graph is not None and config.use_kg
+            else None
+        )
         self.defense = (
             PoisonDefense(config.defense, encoder=embedder, reader=reader)
             if config.poison_defense and reader is not None
@@ -128,6 +132,10 @@ class QAPipeline(Runnable[Any, Answer]):
             and (subgraph.confidence >= self.config.kg_answer_threshold or self.reader is None)
             and not instruction
         ):
+            if self.config.kg_reader_choice and self.reader is not None and len(subgraph.alternatives) > 1:
+                started = time.perf_counter()
+                subgraph, _ = path_choice.choose_path(self.reader, question, subgraph)
+                timings["choice"] = time.perf_counter() - started
             answer = answering.kg_answer(question, subgraph, max_answers=self.config.max_answers)
             return self._timed(answer, timings)
 
