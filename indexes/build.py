@@ -216,8 +216,7 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
             embedder, names, names_staging, batch_size=config.batch_size, progress=config.progress, what="entity name"
         )
 
-    version = layout.new_version_dir(out)
-    try:
+    with layout.staged_version(out) as version:
         files = _write_version(version, chunks, vectors, graph, config)
         if entity_vectors is not None:
             np.save(version / layout.ENTITY_VECTORS, entity_vectors.astype(np.float32), allow_pickle=False)
@@ -239,16 +238,8 @@ def build_index(out: str | Path, config: BuildConfig) -> BuildResult:
             },
             # str(): the API accepts Path objects too, and the manifest is JSON.
             "inputs": {"passages": [str(p) for p in config.passages], "triples": [str(p) for p in config.triples]},
-            "files": {name: layout.sha256_file(version / name) for name in files},
         }
-        (version / layout.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        layout.publish(out, version)
-    except BaseException:
-        # A failure after the pointer switch (fsync of the folder, removing old versions) must not delete the
-        # version that is now live.
-        if layout.current_version_name(out) != version.name:
-            shutil.rmtree(version, ignore_errors=True)
-        raise
+        layout.publish_with_manifest(out, version, manifest, files)
     shutil.rmtree(out / layout.STAGING, ignore_errors=True)
     return BuildResult(out, manifest, tuple(report.skipped) if report else (), time.perf_counter() - started)
 

@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rag.errors import IndexLoadError, InputError
@@ -67,6 +69,27 @@ def new_version_dir(out: Path) -> Path:
     path = out / f"v-{stamp}-{os.getpid()}-{time.monotonic_ns() % 1_000_000:06d}"
     path.mkdir()
     return path
+
+
+@contextmanager
+def staged_version(out: Path) -> Iterator[Path]:
+    """A new version folder to write into; removed again when the block fails before the folder went live."""
+    version = new_version_dir(out)
+    try:
+        yield version
+    except BaseException:
+        # A failure after the pointer switch (fsync of the folder, removing old versions) must not delete the
+        # version that is now live.
+        if current_version_name(out) != version.name:
+            shutil.rmtree(version, ignore_errors=True)
+        raise
+
+
+def publish_with_manifest(out: Path, version: Path, manifest: dict, files: list[str]) -> None:
+    """Record the SHA-256 of `files` in the manifest, write it into `version`, and make `version` live."""
+    manifest["files"] = {name: sha256_file(version / name) for name in files}
+    (version / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    publish(out, version)
 
 
 def _fsync_dir(path: Path) -> None:

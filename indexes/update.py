@@ -15,7 +15,6 @@ outgoing facts changed are re-verbalised and re-embedded (only those).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes import layout
-from indexes.build import KG_PASSAGE_SOURCE, _embedding_text, verbalize_entity
+from indexes.build import KG_PASSAGE_SOURCE, _embedding_text, entity_display_name, verbalize_entity
 from indexes.chunking import ChunkingConfig, chunk_passages
 from indexes.embedder import DEFAULT_BATCH_SIZE, Embedder
 from indexes.readers import read_passages, read_triples
@@ -55,6 +54,7 @@ class _Live:
     passages: list[Passage]
     vectors: object | None  # a faiss.Index
     graph: KnowledgeGraph | None
+    entity_vectors: np.ndarray | None  # row i = graph.entities[i] (embedding entity linking), when built
 
     @classmethod
     def read(cls, index_dir: Path) -> _Live:
@@ -68,7 +68,10 @@ class _Live:
                 passages = [Passage.from_dict(json.loads(line)) for line in handle if line.strip()]
             vectors = read_index_writable(version / layout.VECTORS)
         graph = KnowledgeGraph.load(version / layout.KG_DIR) if (version / layout.KG_DIR).is_dir() else None
-        return cls(version, manifest, passages, vectors, graph)
+        entity_vectors = None
+        if (version / layout.ENTITY_VECTORS).is_file():
+            entity_vectors = np.load(version / layout.ENTITY_VECTORS, allow_pickle=False)
+        return cls(version, manifest, passages, vectors, graph, entity_vectors)
 
     @property
     def has_kg_passages(self) -> bool:
@@ -196,12 +199,20 @@ def _publish(
 
     kept = [p for row, p in enumerate(live.passages) if row not in remove]
     dimension = int(live.manifest["embedder"]["dimension"])
-    new_vectors = np.zeros((0, dimension), dtype=np.float32)
-    if new_chunks:
-        embedder = Embedder(live.manifest["embedder"]["name"], device=device, batch_size=batch_size)
-        new_vectors = embedder.encode([_embedding_text(p) for p in new_chunks], batch_size=batch_size)
-        if new_vectors.shape[1] != dimension:
-            raise InputError(f"embedder gives {new_vectors.shape[1]}-d vectors but the index holds {dimension}-d")
+    embedder: Embedder | None = None
+
+    def embed(texts: list[str]) -> np.ndarray:
+        nonlocal embedder
+        if not texts:
+            return np.zeros((0, dimension), dtype=np.float32)
+        embedder = embedder or Embedder(live.manifest["embedder"]["name"], device=device, batch_size=batch_size)
+        vectors = embedder.encode(texts, batch_size=batch_size)
+        if vectors.shape[1] != dimension:
+            raise InputError(f"embedder gives {vectors.shape[1]}-d vectors but the index holds {dimension}-d")
+        return vectors
+
+    new_vectors = embed([_embedding_text(p) for p in new_chunks])
+    entity_vectors = _updated_entity_vectors(live, graph, embed)
 
     index = live.vectors
     if index is None and new_chunks:
@@ -221,8 +232,7 @@ def _publish(
     passages = kept + new_chunks
 
     out = Path(index_dir)
-    version = layout.new_version_dir(out)
-    try:
+    with layout.staged_version(out) as version:
         files: list[str] = []
         if passages:
             with (version / layout.PASSAGES).open("w", encoding="utf-8") as handle:
@@ -232,6 +242,9 @@ def _publish(
             files += [layout.PASSAGES, layout.VECTORS]
         if graph is not None:
             files += [f"{layout.KG_DIR}/{name}" for name in graph.save(version / layout.KG_DIR)]
+        if entity_vectors is not None:
+            np.save(version / layout.ENTITY_VECTORS, entity_vectors.astype(np.float32), allow_pickle=False)
+            files.append(layout.ENTITY_VECTORS)
         manifest = json.loads(json.dumps(live.manifest))
         counts = manifest.setdefault("counts", {})
         counts["chunks"] = len(passages)
@@ -240,6 +253,7 @@ def _publish(
         counts["triples"] = len(graph) if graph is not None else 0
         counts["entities"] = len(graph.entities) if graph is not None else 0
         counts["relations"] = len(graph.relations) if graph is not None else 0
+        counts["entity_vectors"] = len(entity_vectors) if entity_vectors is not None else 0
         manifest["vector_index"]["count"] = len(passages)
         manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         manifest.setdefault("updates", []).append(
@@ -253,13 +267,21 @@ def _publish(
                 "triples_removed": triple_delta[1],
             }
         )
-        manifest["files"] = {name: layout.sha256_file(version / name) for name in files}
-        (version / layout.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        layout.publish(out, version)
-    except BaseException:
-        if layout.current_version_name(out) != version.name:
-            shutil.rmtree(version, ignore_errors=True)
-        raise
+        layout.publish_with_manifest(out, version, manifest, files)
     return UpdateResult(
         out, manifest, len(new_chunks), removed_documents, triple_delta[0], triple_delta[1], time.perf_counter() - started
     )
+
+
+def _updated_entity_vectors(live: _Live, graph: KnowledgeGraph | None, embed) -> np.ndarray | None:
+    """The entity-name vectors for the updated graph: rows of names the live version had are copied, only new
+    names are embedded. None when the live version had none (the build skipped them) or there is no graph."""
+    if live.entity_vectors is None or live.graph is None or graph is None:
+        return None
+    old_rows = {name: row for row, name in enumerate(live.graph.entities)}
+    new_names = [name for name in graph.entities if name not in old_rows]
+    new_vectors = embed([entity_display_name(name) for name in new_names])
+    new_rows = {name: row for row, name in enumerate(new_names)}
+    return np.stack(
+        [live.entity_vectors[old_rows[n]] if n in old_rows else new_vectors[new_rows[n]] for n in graph.entities]
+    ).astype(np.float32)

@@ -44,7 +44,7 @@ _META = (
 # stripped), case-insensitively. They were narrowed on ~20k real passages of the dev sets (NQ, HotpotQA,
 # MuSiQue, SQuAD, ConflictQA, RealtimeQA) until none of them matched: ordinary prose such as "players must
 # respond with 'Polo'", "act as a barrier", "the only state", "a new policy" or "disregard for safety
-# guidelines" is not touched (tests/unit/test_injection.py).
+# guidelines" is not touched (tests/unit/test_injection_detector.py).
 _ADDRESSES_MODEL = [
     # "Ignore the question", "Forget everything you were told", "... and disregard all prior directives"
     r"(?:^|[:;,]\s*|\b(?:please|you (?:must|should|need to|have to)|now|and|then|so|first)\s+)"

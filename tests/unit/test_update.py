@@ -83,7 +83,8 @@ def test_add_triples_reverbalises_only_the_touched_entities(index: Path, tmp_pat
     assert result.added_triples == 1  # the duplicate is not added twice
     loaded = load_index(index)
     assert len(loaded.graph) == 3
-    assert fake == ["Inception. directed by: Christopher Nolan. release year: 2010."]
+    # The touched entity's passage, and the name of the one new entity (for embedding entity linking).
+    assert fake == ["Inception. directed by: Christopher Nolan. release year: 2010.", "2010"]
     kg = {p.id: p.text for p in loaded.passages if p.source == "kg"}
     assert kg["kg:Inception"].endswith("release year: 2010.") and "kg:Titanic" in kg
 
@@ -183,3 +184,21 @@ def test_pq_indexes_build_load_and_update(tmp_path: Path, fake, fake_embedder_cl
     loaded = load_index(out, nprobe=10_000)
     assert len(loaded.vectors) == 1200 and "p5" not in {p.id for p in loaded.passages}
     assert "zebra" in search_ids(out, "zebra zebra stripes savanna", fake_embedder_cls, k=5)
+
+
+def test_entity_name_vectors_follow_the_graph_and_only_new_names_are_embedded(index: Path, tmp_path: Path, fake) -> None:
+    before = load_index(index)
+    assert before.entity_vectors is not None and len(before.entity_vectors) == len(before.graph.entities)
+    old = {name: before.entity_vectors[row].copy() for row, name in enumerate(before.graph.entities)}
+    kb = tmp_path / "more.tsv"
+    kb.write_text("Avatar\tdirected_by\tJames Cameron\n", encoding="utf-8")
+    fake.clear()
+    add_to_index(index, triples=[str(kb)])
+    after = load_index(index)  # checksums of the new vectors file verified
+    assert len(after.entity_vectors) == len(after.graph.entities) == len(before.graph.entities) + 1
+    for row, name in enumerate(after.graph.entities):
+        if name in old:
+            np.testing.assert_array_equal(after.entity_vectors[row], old[name])
+    assert "Avatar" in fake  # the one new name was embedded ...
+    assert "Inception" not in fake and "James Cameron" not in fake  # ... the known ones were not
+    assert after.manifest["counts"]["entity_vectors"] == len(after.graph.entities)
