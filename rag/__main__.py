@@ -22,6 +22,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--index", required=True, help="index folder built by python -m indexes build")
         p.add_argument("--preset", choices=PRESETS, default="default")
         p.add_argument("--reader", help="packaged reader name, or a local .gguf file / HF model folder")
+        p.add_argument("--reader-adapter", help="LoRA adapter folder from python -m rag.train_reader train")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the reader runs")
         p.add_argument("--top-k", type=int, help="dense passages given to the reader")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
@@ -69,6 +70,8 @@ def _options(args: argparse.Namespace) -> dict:
     options = dict(parse_setting(s) for s in getattr(args, "settings", []))
     if args.reader:
         options["reader"] = args.reader
+    if args.reader_adapter:
+        options["reader_adapter"] = args.reader_adapter
     if args.device:
         options["device"] = args.device
     if args.top_k is not None:

@@ -340,3 +340,46 @@ def load_causal_lm(
     model.to(resolved_device)
     model.eval()
     return model, tokenizer
+
+
+# ---- LoRA adapters (rag.train_reader) ------------------------------------------------------------------
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def check_adapter_folder(path: str | os.PathLike[str]) -> Path:
+    """The adapter folder, or ModelLoadError saying what is missing. Only safetensors weights are accepted:
+    a peft adapter_model.bin is a pickle."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ModelLoadError(f"Reader adapter {str(path)!r}: no such folder (train one with python -m rag.train_reader)")
+    missing = [name for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS) if not (folder / name).is_file()]
+    if missing:
+        raise ModelLoadError(
+            f"Reader adapter {folder}: missing {', '.join(missing)}; a LoRA adapter folder needs {ADAPTER_CONFIG} "
+            f"and {ADAPTER_WEIGHTS} (pickled .bin weights are not loaded)"
+        )
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Reader adapter {folder}: {ADAPTER_CONFIG} is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise ModelLoadError(f"Reader adapter {folder}: {ADAPTER_CONFIG} has no peft_type; not a peft adapter")
+    return folder
+
+
+def apply_adapter(model: PreTrainedModel, path: str | os.PathLike[str]) -> PreTrainedModel:
+    """`model` with the LoRA adapter at `path` merged into its weights (merged: no per-token adapter cost)."""
+    folder = check_adapter_folder(path)
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelLoadError(f"Loading a reader adapter needs peft: pip install -e '.[train]' ({exc})") from exc
+    try:
+        # peft reads adapter_model.safetensors with safetensors (no pickle).
+        merged = PeftModel.from_pretrained(model, str(folder), is_trainable=False).merge_and_unload()
+    except Exception as exc:  # shape mismatch (adapter of another base model), corrupt safetensors, ...
+        raise ModelLoadError(f"Could not apply reader adapter {folder}: {type(exc).__name__}: {exc}") from exc
+    merged.eval()
+    return merged

@@ -31,8 +31,12 @@ class ReaderConfig:
     max_new_tokens: int = 24
     max_evidence_chars: int = DEFAULT_MAX_EVIDENCE_CHARS
     cache_dir: str | None = None
+    # A LoRA adapter folder from `python -m rag.train_reader train` (merged into the model at load); None = base.
+    adapter: str | None = None
 
     def __post_init__(self) -> None:
+        if self.adapter is not None and (not isinstance(self.adapter, str) or not self.adapter.strip()):
+            raise InputError(f"ReaderConfig.adapter must be a folder path or None, got {self.adapter!r}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise InputError(f"ReaderConfig.model must be a packaged name or a path, got {self.model!r}")
         device = self.device
@@ -167,6 +171,10 @@ class TransformersReader:
     def validate(self) -> None:
         """Fail fast on an unknown model name or path, without loading anything."""
         resolve_model(self.config.model)
+        if self.config.adapter is not None:
+            from rag.models import check_adapter_folder
+
+            check_adapter_folder(self.config.adapter)
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -174,11 +182,15 @@ class TransformersReader:
         with self._load_lock:
             if self._model is not None:
                 return
-            from rag.models import load_causal_lm
+            from rag.models import apply_adapter, check_adapter_folder, load_causal_lm
 
+            if self.config.adapter is not None:
+                check_adapter_folder(self.config.adapter)  # before the slow model load
             model, tokenizer = load_causal_lm(
                 self.config.model, device=self.config.device, dtype=self.config.dtype, cache_dir=self.config.cache_dir
             )
+            if self.config.adapter is not None:
+                model = apply_adapter(model, self.config.adapter)
             stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
             for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
                 token_id = tokenizer.convert_tokens_to_ids(token)

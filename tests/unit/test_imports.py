@@ -21,6 +21,7 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "faiss")
         "rag.evaluate, rag.answering, rag.config, rag.reader, rag.models",
         "indexes.build, indexes.store, indexes.readers",
         "kg.retrieval, kg.linking, kg.paths, kg.graph",
+        "rag.train_reader, rag.preferences",
     ],
 )
 def test_import_does_not_load_heavy_libraries(modules: str) -> None:
