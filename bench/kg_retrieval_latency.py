@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kg_bench import latency  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -101,22 +103,6 @@ def make_generated(n_triples: int, workdir: Path, n_questions: int) -> dict:
     return {"built": str(result.path), "build_s": time.perf_counter() - started, "counts": result.manifest["counts"]}
 
 
-def latency(fn, inputs: list) -> dict:
-    fn(inputs[0])
-    times = []
-    for item in inputs:
-        start = time.perf_counter()
-        fn(item)
-        times.append((time.perf_counter() - start) * 1000)
-    arr = np.array(times)
-    return {
-        "p50_ms": round(float(np.percentile(arr, 50)), 2),
-        "p95_ms": round(float(np.percentile(arr, 95)), 2),
-        "max_ms": round(float(arr.max()), 2),
-        "n": len(arr),
-    }
-
-
 def held_out(paths: list[Path], n: int) -> list[str]:
     """Round-robin over the files' even-numbered lines (the exemplars were learned from the odd ones)."""
     per_file = []
@@ -147,7 +133,7 @@ def measure(index_dir: Path, questions: list[Path], n: int) -> dict:
     warm_s, _ = _timed(retriever.warm_up)
     qs = held_out(questions, n)
     load_before = os.getloadavg()[0]
-    retrieve = latency(retriever.retrieve, qs)
+    retrieve = {k: round(v, 2) for k, v in latency(retriever.retrieve, qs).items()}
     return {
         "index": str(index_dir),
         "triples": len(index.graph),

@@ -3,7 +3,7 @@ reranker and gate trained on it, and the one-command ablation (vanilla / +gate /
 
     python -m rag.align build-prefs --index IDX --questions Q.jsonl --lines odd --out prefs.jsonl
     python -m rag.align train-reranker --prefs prefs.jsonl --out MODEL_DIR
-    python -m rag.align train-gate --prefs prefs.jsonl --reranker MODEL_DIR --out rag/weights/gate.safetensors
+    python -m rag.align train-gate --prefs prefs.jsonl --reranker MODEL_DIR --out INDEX/models/gate.safetensors
     python -m rag.align ablation --index IDX --questions Q.jsonl --lines even --limit 30
 """
 
@@ -178,7 +178,7 @@ def make_parser() -> argparse.ArgumentParser:
     ab.add_argument("--limit", type=int, default=30)
     ab.add_argument("--reader")
     ab.add_argument("--reranker", help="reranker folder (default: INDEX/models/reranker, then the user cache)")
-    ab.add_argument("--gate", help="gate weights (default: INDEX/models/gate.safetensors, then the shipped one)")
+    ab.add_argument("--gate", help="gate weights (default: INDEX/models/gate.safetensors)")
     ab.add_argument("--out", help="folder for per-question rows (JSONL) and the table")
     ab.add_argument("--configs", nargs="+", choices=["vanilla", "+gate", "+reranker", "+both"],
                     default=["vanilla", "+gate", "+reranker", "+both"])

@@ -39,8 +39,7 @@ class PipelineConfig:
     injection_guard: bool = True
     # DPA-RAG reranker and Amar-style gate (rag.rerank, rag.gate). None = on when trained weights are found
     # (reranker: `reranker_path`, else INDEX/models/reranker, else the user cache's reranker/; gate: `gate_path`,
-    # else INDEX/models/gate.safetensors). True = required; the gate then falls back to the shipped
-    # rag/weights/gate.safetensors, which is off by default because it cut multi-hop answer coverage.
+    # else INDEX/models/gate.safetensors). True = required (an error names the training command when missing).
     use_reranker: bool | None = None
     use_gate: bool | None = None
     reranker_path: str | None = None

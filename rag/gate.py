@@ -4,7 +4,7 @@ module maps question x evidence features to a weight in [0, 1]. Evidence under t
 gate may drop everything (the reader then answers from memory or refuses).
 
 Features are pure Python (`alignment_features`), so they are unit-testable without torch; the module is a
-few KB of safetensors shipped in rag/weights/.
+few KB of safetensors trained with `python -m rag.align train-gate` into INDEX/models/ (not shipped in git).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from rag.metrics import normalize_answer
 if TYPE_CHECKING:
     from rag.prefs import PreferenceRecord
 
-SHIPPED_GATE = Path(__file__).resolve().parent / "weights" / "gate.safetensors"
 
 FEATURES = (
     "dense", "dense_gap", "dense_rank", "rerank_prob", "rerank_gap", "rerank_rank", "has_rerank",
@@ -156,7 +155,7 @@ def _net(n_features: int, hidden: int) -> Any:
 class EvidenceGate:
     """question x evidence features -> weight in [0, 1]. Loads from safetensors lazily."""
 
-    def __init__(self, path: str | Path = SHIPPED_GATE, *, threshold: float | None = None) -> None:
+    def __init__(self, path: str | Path, *, threshold: float | None = None) -> None:
         self.path = Path(path)
         self._threshold_override = threshold
         self.threshold = 0.5

@@ -21,7 +21,7 @@ from rag import answering, calibration, injection, path_choice
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
 from rag.errors import InputError, ModelLoadError
-from rag.gate import SHIPPED_GATE, EvidenceGate, GateContext, GateItem
+from rag.gate import EvidenceGate, GateContext, GateItem
 from rag.models import resolve_cache_dir
 from rag.prefs import passage_text
 from rag.reader import TransformersReader
@@ -296,11 +296,8 @@ def load_alignment(index_dir: str | Path, config: PipelineConfig) -> tuple[Cross
             raise ModelLoadError(f"use_reranker is on but no trained reranker in {', '.join(map(str, candidates))}; "
                                  "train one with: python -m rag.align train-reranker")
     if config.use_gate is not False:
-        # The shipped gate (trained on NQ/HotpotQA/MuSiQue dev halves) cut answer coverage on the multi-hop sets
-        # (docs/RESULTS.md), so it is used only when asked for; a gate trained into the index is used by default.
+        # Weights are trained per deployment (python -m rag.align train-gate), never shipped in git.
         candidates = [Path(config.gate_path)] if config.gate_path else [Path(index_dir) / "models" / "gate.safetensors"]
-        if config.use_gate and not config.gate_path:
-            candidates.append(SHIPPED_GATE)
         found = next((c for c in candidates if c.is_file()), None)
         if found is not None:
             gate = EvidenceGate(found, threshold=config.gate_threshold)
