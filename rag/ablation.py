@@ -6,6 +6,11 @@ All four share one loaded index, embedder, reader, reranker and gate; only `use_
 answer), passages/characters passed, added latency of the stage, and over the candidate pool: gate AUC
 (gate weight vs. "contains the answer or is a gold supporting passage") and NDCG@5 / answer-recall@5 of the
 reranker's order against the FAISS order.
+
+With a KG in the index the evidence is multi-aspect: every configuration gets the KG subgraph as well (vanilla:
+its first `max_kg_evidence` triples in retrieval order, as the pipeline shows them; with the gate: the triples
+it keeps), the reader always reads (no KG shortcut), evidence figures count triples and passages alike, and the
+gate AUC counts triples against their gold-path label (`rag.prefs.gold_path_triples`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from rag.gate import auc
 from rag.metrics import contains_answer, token_f1
 from rag.prefs import contains_answer as passage_contains, passage_text
 
-CONFIGS = {"vanilla": (False, False), "+gate": (False, True), "+reranker": (True, False), "+both": (True, True)}
+CONFIGS = {"vanilla": (False, False), "+gate": (False, True), "+reranker": (True, False), "+both": (True, True),
+           "+gate+soft": (False, True)}  # +gate+soft: the gate, and its kept evidence also as soft prompt vectors
+BASE_CONFIGS = ("vanilla", "+gate", "+reranker", "+both")
 
 
 @dataclass
@@ -57,53 +64,85 @@ def _mean(values: Sequence[float]) -> float:
 
 def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", limit: int | None = 30,
                  reader: str | None = None, reranker_path: str | None = None, gate_path: str | None = None,
-                 out: str | None = None, with_reader: bool = True, configs: Sequence[str] = tuple(CONFIGS),
-                 gate_threshold: float | None = None) -> list[Row]:
+                 out: str | None = None, with_reader: bool = True, configs: Sequence[str] = BASE_CONFIGS,
+                 gate_threshold: float | None = None, soft_prompt_path: str | None = None) -> list[Row]:
     from indexes.embedder import Embedder
     from indexes.store import load_index
     from rag.align import _gold_passage_ids, select_lines
     from rag.config import make_config
+    from rag.answering import make_evidence
     from rag.evaluate import read_questions
+    from rag.gate import GateContext
     from rag.pipeline import QAPipeline, load_alignment
+    from rag.prefs import gold_path_triples
     from rag.reader import TransformersReader
 
     questions = select_lines(list(read_questions(questions_path)), lines)[:limit]
     gold_ids = _gold_passage_ids(questions_path)
     options = {"reader": reader} if reader else {}
     both = make_config("vanilla", use_reranker=any(CONFIGS[c][0] for c in configs),
-                       use_gate=any(CONFIGS[c][1] for c in configs), reranker_path=reranker_path, gate_path=gate_path,
+                       use_gate=any(CONFIGS[c][1] for c in configs) or bool(soft_prompt_path), reranker_path=reranker_path, gate_path=gate_path,
                        gate_threshold=gate_threshold, **options)
     index = load_index(index_dir, verify=False)
     embedder = Embedder(index.embedder_name, device="cpu")
     reranker, gate = load_alignment(index_dir, both)
     text_reader = TransformersReader(both.reader) if with_reader else None
+    configs = [c for c in configs if c != "+gate+soft"]
+    readers = {name: text_reader for name in configs}
+    if soft_prompt_path and text_reader is not None:
+        from dataclasses import replace
+
+        from rag.soft_prompt import SoftPromptReader, adapter_folder
+
+        # A LoRA adapter trained with the projector is merged into a reader of its own, not the shared one.
+        adapter = adapter_folder(soft_prompt_path)
+        base = TransformersReader(replace(both.reader, adapter=str(adapter))) if adapter else text_reader
+        configs.append("+gate+soft")
+        readers["+gate+soft"] = SoftPromptReader(base, embedder, soft_prompt_path)
+    use_kg = index.graph is not None
+    kg = QAPipeline(index, make_config("vanilla", use_kg=use_kg, **options), embedder=embedder, reader=None).kg
+    subgraphs = {}  # one KG retrieval per question, shared by the configurations (it is not what they vary)
     rows: list[Row] = []
     dump = []
     for name in configs:
         use_reranker, use_gate = CONFIGS[name]
-        config = make_config("vanilla", use_reranker=use_reranker, use_gate=use_gate, **options)
-        pipeline = QAPipeline(index, config, embedder=embedder, reader=text_reader,
+        config = make_config("vanilla", use_reranker=use_reranker, use_gate=use_gate, use_kg=False, **options)
+        reader_for = readers[name]
+        pipeline = QAPipeline(index, config, embedder=embedder, reader=reader_for,
                               reranker=reranker if use_reranker else None, gate=gate if use_gate else None)
+        pipeline.kg = kg
         row = Row(name, n=len(questions))
         hits, f1s, precisions, counts, chars, empties, added, covered = [], [], [], [], [], [], [], []
         gate_scores, gate_labels, ndcgs, recalls = [], [], [], []
         for q in tqdm(questions, desc=name, unit="q"):
+            if kg is not None and q.id not in subgraphs:
+                found = kg.retrieve(q.question)
+                subgraphs[q.id] = found if found.confidence >= config.min_kg_evidence_confidence else None
+            subgraph = subgraphs.get(q.id)
+            context = GateContext.from_subgraph(subgraph)
             started = time.perf_counter()
             baseline = pipeline._dense(q.question)
             dense_seconds = time.perf_counter() - started
             started = time.perf_counter()
+            shown = subgraph
+            if use_gate and subgraph is not None:
+                shown, triple_weights = pipeline.gate_triples(q.question, subgraph, context)
+                on_path = gold_path_triples(subgraph, q.answers)
+                gate_scores.extend(triple_weights)
+                gate_labels.extend(int(k in on_path) for k in range(len(triple_weights)))
             if use_reranker or use_gate:
-                kept, pool = pipeline.select_passages(q.question)
+                kept, pool = pipeline.select_passages(q.question, context)
             else:
                 kept, pool = baseline, baseline
             # The stage re-runs dense retrieval over a larger pool: what it adds is its time minus the baseline's.
             added.append(max(time.perf_counter() - started - dense_seconds, 0.0) if use_reranker or use_gate else 0.0)
-            texts = [passage_text(h) for h in kept]
-            counts.append(len(kept))
+            evidence = make_evidence(shown, kept, max_triples=config.max_kg_evidence)
+            texts = [e.text for e in evidence]
+            counts.append(len(evidence))
             chars.append(sum(len(t) for t in texts))
-            empties.append(float(not kept))
+            empties.append(float(not texts))
             covered.append(float(any(passage_contains(t, q.answers) for t in texts)))
-            if kept:
+            if texts:
                 precisions.append(sum(passage_contains(t, q.answers) for t in texts) / len(texts))
             gold = set(gold_ids.get(q.id, ()))
 
@@ -121,15 +160,13 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
                 ndcgs.append(ndcg_at(reranked))
                 recalls.append(float(any(passage_contains(passage_text(h), q.answers) for h in pool[:5])))
             answer = ""
-            if text_reader is not None:
-                from rag.answering import make_evidence
-
-                output = text_reader.read(q.question, make_evidence(None, kept, max_triples=0))
+            if reader_for is not None:
+                output = reader_for.read(q.question, evidence)
                 answer = "" if output.refused else output.text
                 hits.append(contains_answer(answer, q.answers))
                 f1s.append(token_f1(answer, q.answers))
             dump.append({"config": name, "id": q.id, "answer": answer, "gold": list(q.answers),
-                         "kept": [h.passage.id for h in kept], "scores": [h.scores for h in kept]})
+                         "kept": [e.source_id for e in evidence], "scores": [e.scores or {"score": e.score} for e in evidence]})
         if text_reader is not None:
             row.hits1, row.f1 = _mean(hits), _mean(f1s)
         row.evidence_precision = _mean(precisions) if precisions else 0.0
@@ -164,7 +201,7 @@ def format_table(rows: Sequence[Row]) -> str:
     def f(value: float, digits: int = 3) -> str:
         return "-" if isinstance(value, float) and math.isnan(value) else f"{value:.{digits}f}"
 
-    lines = ["| config | n | Hits@1 | F1 | evidence precision | answer in evidence | passages | chars | empty | gate AUC | NDCG@5 | "
+    lines = ["| config | n | Hits@1 | F1 | evidence precision | answer in evidence | items | chars | empty | gate AUC | NDCG@5 | "
              "answer-recall@5 | added ms/q |", "|" + "---|" * 13]
     for r in rows:
         lines.append(f"| {r.name} | {r.n} | {f(r.hits1)} | {f(r.f1)} | {f(r.evidence_precision)} | {f(r.answer_in_evidence)} | {f(r.passages, 2)} | "

@@ -1,9 +1,11 @@
-"""`python -m rag.align build-prefs | train-reranker | train-gate | ablation`: DPA-RAG preference data, the
-reranker and gate trained on it, and the one-command ablation (vanilla / +gate / +reranker / +both).
+"""`python -m rag.align build-prefs | train-reranker | train-gate | train-soft-prompt | ablation`: DPA-RAG
+preference data, the reranker and gate trained on it, the soft-prompt projector, and the one-command ablation
+(vanilla / +gate / +reranker / +both, and +gate+soft with a projector).
 
     python -m rag.align build-prefs --index IDX --questions Q.jsonl --lines odd --out prefs.jsonl
     python -m rag.align train-reranker --prefs prefs.jsonl --out MODEL_DIR
     python -m rag.align train-gate --prefs prefs.jsonl --reranker MODEL_DIR --out INDEX/models/gate.safetensors
+    python -m rag.align train-soft-prompt --prefs prefs.jsonl --gate INDEX/models/gate.safetensors --out soft.safetensors
     python -m rag.align ablation --index IDX --questions Q.jsonl --lines even --limit 30
 """
 
@@ -33,8 +35,11 @@ def select_lines(items: list, lines: str) -> list:
 def _build_prefs(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from indexes.build import KG_PASSAGE_SOURCE
     from indexes.embedder import Embedder
     from indexes.store import load_index
+    from kg.retrieval import KGRetriever
+    from rag.config import PipelineConfig
     from rag.evaluate import read_questions
     from rag.prefs import build_record, build_record_gold, knowledge_identification
     from rag.reader import ReaderConfig, TransformersReader
@@ -50,6 +55,11 @@ def _build_prefs(args: argparse.Namespace) -> int:
         raise InputError(f"index {args.index} has no passages to retrieve")
     embedder = Embedder(index.embedder_name, device="cpu")
     dense = DenseRetriever(index.passages, index.vectors, embedder)
+    # With a KG, its subgraph triples are gate candidates too, and the verbalised KG passages are left out of
+    # the passages exactly as the pipeline leaves them out.
+    pipeline_config = PipelineConfig()
+    kg = (KGRetriever(index.graph, embedder, pipeline_config.kg, entity_vectors=index.entity_vectors)
+          if index.graph is not None and args.labeler == "gold" else None)
     reader = None
     if args.labeler == "reader":
         reader = TransformersReader(ReaderConfig(model=args.reader) if args.reader else ReaderConfig())
@@ -61,9 +71,17 @@ def _build_prefs(args: argparse.Namespace) -> int:
     counts = {"questions": 0, "candidates": 0, "aligned": 0, "misleading": 0, "kid_examples": 0}
     with out.open(mode, encoding="utf-8") as handle, kid_path.open(mode, encoding="utf-8") as kid:
         for q in tqdm(questions, desc=f"prefs {dataset}", unit="q"):
-            hits = dense.retrieve(q.question, top_k=args.top_k)
+            hits = dense.retrieve(q.question, top_k=args.top_k * (2 if kg is not None else 1))
+            subgraph = None
+            if kg is not None:
+                hits = [h for h in hits if h.passage.source != KG_PASSAGE_SOURCE]
+                subgraph = kg.retrieve(q.question)
+                if subgraph.confidence < pipeline_config.min_kg_evidence_confidence:
+                    subgraph = None
+            hits = hits[: args.top_k]
             if reader is None:
-                record = build_record_gold(q.id, q.question, q.answers, hits, gold_ids.get(q.id, ()), dataset=dataset)
+                record = build_record_gold(q.id, q.question, q.answers, hits, gold_ids.get(q.id, ()), dataset=dataset,
+                                           subgraph=subgraph)
             else:
                 record = build_record(reader, q.id, q.question, q.answers, hits, dataset=dataset, margin=args.margin)
             handle.write(record.to_json() + "\n")
@@ -123,12 +141,33 @@ def _train_gate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_soft_prompt(args: argparse.Namespace) -> int:
+    from indexes.embedder import Embedder
+    from rag.gate import EvidenceGate
+    from rag.prefs import read_records
+    from rag.reader import ReaderConfig, TransformersReader
+    from rag.soft_prompt import SoftPromptTrainConfig, train_soft_prompt
+
+    records = [r for path in args.prefs for r in read_records(path)]
+    if args.limit:
+        records = records[: args.limit]
+    gate = EvidenceGate(args.gate) if args.gate else None
+    if gate is not None:
+        gate.warm_up()
+    reader = TransformersReader(ReaderConfig(model=args.reader) if args.reader else ReaderConfig())
+    embedder = Embedder(args.embedder, device="cpu") if args.embedder else Embedder(device="cpu")
+    config = SoftPromptTrainConfig(epochs=args.epochs, lr=args.lr, lora_r=args.lora_r, seed=args.seed)
+    print(json.dumps(train_soft_prompt(records, reader, embedder, args.out, config, gate=gate)))
+    return 0
+
+
 def _ablation(args: argparse.Namespace) -> int:
     from rag.ablation import format_table, run_ablation
 
     rows = run_ablation(args.index, args.questions, lines=args.lines, limit=args.limit, reader=args.reader,
                         reranker_path=args.reranker, gate_path=args.gate, out=args.out,
-                        with_reader=not args.no_reader, configs=args.configs, gate_threshold=args.gate_threshold)
+                        with_reader=not args.no_reader, configs=args.configs, gate_threshold=args.gate_threshold,
+                        soft_prompt_path=args.soft_prompt)
     print(format_table(rows))
     return 0
 
@@ -149,7 +188,8 @@ def make_parser() -> argparse.ArgumentParser:
     prefs.add_argument("--reader", help="reader model (default: the pipeline's)")
     prefs.add_argument("--labeler", choices=["reader", "gold"], default="reader",
                        help="reader = DPA-RAG labels from the reader's gold-answer likelihood; gold = distant labels "
-                       "(contains the answer or is a gold supporting passage), no model run")
+                       "(contains the answer or is a gold supporting passage; with a KG in the index its subgraph "
+                       "triples too, aligned when on a gold path), no model run")
     prefs.add_argument("--out", required=True, help="preference JSONL")
     prefs.add_argument("--knowledge-id", help="knowledge-identification JSONL (default: OUT with .kid.jsonl)")
     prefs.add_argument("--append", action="store_true", help="append to OUT instead of replacing it")
@@ -171,6 +211,20 @@ def make_parser() -> argparse.ArgumentParser:
     gate.add_argument("--epochs", type=int, default=300)
     gate.add_argument("--seed", type=int, default=0)
 
+    sp = sub.add_parser("train-soft-prompt", help="train the projector of gated evidence embeddings into soft "
+                        "prompt vectors (Amar's original form; reader frozen)")
+    sp.add_argument("--prefs", nargs="+", required=True)
+    sp.add_argument("--gate", help="gate weights: train on the evidence this gate keeps, with its weights")
+    sp.add_argument("--out", required=True, help="projector weights (.safetensors)")
+    sp.add_argument("--reader")
+    sp.add_argument("--embedder", help="the index's embedder (default: the packaged MiniLM)")
+    sp.add_argument("--epochs", type=int, default=1)
+    sp.add_argument("--lr", type=float, default=1e-3)
+    sp.add_argument("--limit", type=int, help="at most this many records")
+    sp.add_argument("--lora-r", type=int, default=0, help="also train a LoRA adapter of this rank on the reader "
+                    "(saved next to OUT as OUT.adapter/; needs the train extra); 0 = reader frozen")
+    sp.add_argument("--seed", type=int, default=0)
+
     ab = sub.add_parser("ablation", help="vanilla / +gate / +reranker / +both on one questions file")
     ab.add_argument("--index", required=True)
     ab.add_argument("--questions", required=True)
@@ -183,6 +237,7 @@ def make_parser() -> argparse.ArgumentParser:
     ab.add_argument("--configs", nargs="+", choices=["vanilla", "+gate", "+reranker", "+both"],
                     default=["vanilla", "+gate", "+reranker", "+both"])
     ab.add_argument("--gate-threshold", type=float, help="override the gate's learned threshold")
+    ab.add_argument("--soft-prompt", help="projector weights: adds a +gate+soft row (gate with soft prompts)")
     ab.add_argument("--no-reader", action="store_true", help="retrieval metrics only (no Hits@1/F1; much faster)")
     return parser
 
@@ -195,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: limit must be greater than 0, got {args.limit}", file=sys.stderr)
         return 2
     handlers = {"build-prefs": _build_prefs, "train-reranker": _train_reranker, "train-gate": _train_gate,
-                "ablation": _ablation}
+                "train-soft-prompt": _train_soft_prompt, "ablation": _ablation}
     try:
         return handlers[args.command](args)
     except KgragError as exc:

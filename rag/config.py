@@ -46,7 +46,15 @@ class PipelineConfig:
     gate_path: str | None = None
     rerank_pool: int = field(default=20, metadata={"help": "dense candidates the reranker reorders"})
     gate_pool: int = field(default=10, metadata={"help": "best candidates the gate weighs (it was trained on 10)"})
+    gate_triple_pool: int = field(default=50, metadata={"help": "KG subgraph triples the gate weighs"})
+    # Which aspects a loaded gate weighs (measured: it helps on KG triples, and costs answer recall on multi-hop
+    # text passages; docs/RESULTS.md).
+    gate_on_triples: bool = True
+    gate_on_passages: bool = True
     gate_threshold: float | None = field(default=None, metadata={"help": "None = the threshold learned with the gate"})
+    # Amar's original form (rag.soft_prompt): gated evidence embeddings as soft prompt vectors in front of the
+    # text prompt. None = off; a path = the projector trained by `python -m rag.align train-soft-prompt`.
+    soft_prompt_path: str | None = None
     refusal: bool = True
     # Answer.confidence is the packaged calibrated model's (rag.calibration) when one ships, else the hand-set
     # rule (answering.reader_confidence). The reader's answer is kept when confidence reaches the threshold:
@@ -74,7 +82,7 @@ class PipelineConfig:
                 continue
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value!r}")
-        for name in ("rerank_pool", "gate_pool"):
+        for name in ("rerank_pool", "gate_pool", "gate_triple_pool"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise InputError(f"{name} must be greater than 0, got {getattr(self, name)!r}")
         if self.gate_threshold is not None and not 0.0 <= self.gate_threshold <= 1.0:

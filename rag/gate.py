@@ -61,6 +61,17 @@ class GateContext:
     triple_entities: tuple[str, ...] = ()
     path_answers: tuple[str, ...] = ()
 
+    @classmethod
+    def from_subgraph(cls, subgraph: Any) -> GateContext:
+        """What a KG subgraph (`kg.types.Subgraph`, or None) tells the gate about a question."""
+        if subgraph is None:
+            return cls()
+        return cls(
+            entities=tuple(e.name for e in subgraph.entities),
+            triple_entities=tuple(sorted({e for st in subgraph.triples for e in (st.triple.head, st.triple.tail)})),
+            path_answers=tuple(subgraph.candidates),
+        )
+
 
 def _words(text: str) -> set[str]:
     return {w for w in normalize_answer(text).split() if w not in _STOP}
@@ -84,19 +95,31 @@ def question_entities(question: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(spans))
 
 
+def _within_aspect(items: Sequence[GateItem], values: Sequence[float]) -> tuple[list[float], list[float]]:
+    """(rank / group size, best value of the group) of each item among the items of its own aspect: triple
+    and passage scores come from different retrievers and are not comparable."""
+    groups: dict[str, list[int]] = {}
+    for k, item in enumerate(items):
+        groups.setdefault(item.aspect, []).append(k)
+    rank, best = [0.0] * len(items), [0.0] * len(items)
+    for members in groups.values():
+        ordered = sorted(members, key=lambda k: -values[k])
+        top = values[ordered[0]]
+        for r, k in enumerate(ordered):
+            rank[k], best[k] = r / len(members), top
+    return rank, best
+
+
 def alignment_features(question: str, items: Sequence[GateItem], context: GateContext | None = None) -> list[list[float]]:
-    """One feature row per item, in FEATURES order."""
+    """One feature row per item, in FEATURES order. Scores are ranked within each aspect."""
     context = context or GateContext()
     if not items:
         return []
     n = len(items)
     dense = [i.dense for i in items]
-    top_dense = max(dense)
-    dense_rank = {idx: r for r, idx in enumerate(sorted(range(n), key=lambda k: -dense[k]))}
-    has_rerank = all(i.rerank is not None for i in items)
+    dense_rank, top_dense = _within_aspect(items, dense)
     rerank = [float(i.rerank) if i.rerank is not None else 0.0 for i in items]
-    top_rerank = max(rerank)
-    rerank_rank = {idx: r for r, idx in enumerate(sorted(range(n), key=lambda k: -rerank[k]))} if has_rerank else dense_rank
+    rerank_rank, top_rerank = _within_aspect(items, rerank)
     q_words = _words(question)
     q_norm = f" {normalize_answer(question)} "
     entities = context.entities or question_entities(question)
@@ -122,13 +145,14 @@ def alignment_features(question: str, items: Sequence[GateItem], context: GateCo
         triple_support = (sum(_mentions(text_norm, e) for e in context.triple_entities) / len(context.triple_entities)
                           if context.triple_entities else 0.0)
         answer_path = float(any(_mentions(text_norm, a) for a in context.path_answers))
+        has_rerank = item.rerank is not None
         rows.append([
             dense[k],
-            dense[k] - top_dense,
-            dense_rank[k] / n,
+            dense[k] - top_dense[k],
+            dense_rank[k],
             1.0 / (1.0 + math.exp(-rerank[k])) if has_rerank else 0.5,
-            max(rerank[k] - top_rerank, -10.0) / 10.0 if has_rerank else 0.0,
-            rerank_rank[k] / n,
+            max(rerank[k] - top_rerank[k], -10.0) / 10.0 if has_rerank else 0.0,
+            rerank_rank[k] if has_rerank else dense_rank[k],
             float(has_rerank),
             coverage,
             entity_cov,
@@ -159,6 +183,7 @@ class EvidenceGate:
         self.path = Path(path)
         self._threshold_override = threshold
         self.threshold = 0.5
+        self._aspect_thresholds: dict[str, float] = {}
         self._net: Any = None
         self._mean: Any = None
         self._std: Any = None
@@ -181,7 +206,15 @@ class EvidenceGate:
         self._mean, self._std = tensors["mean"], tensors["std"]
         learned = float(meta.get("threshold", 0.5))
         self.threshold = self._threshold_override if self._threshold_override is not None else learned
+        if self._threshold_override is None:
+            self._aspect_thresholds = {k: float(v) for k, v in json.loads(meta.get("aspect_thresholds", "{}")).items()}
         self._net = net
+
+    def threshold_for(self, aspect: str) -> float:
+        """The keep threshold of one aspect (learned per aspect: triple and passage weights are distributed
+        differently), or the override / overall threshold."""
+        self.warm_up()
+        return self._aspect_thresholds.get(aspect, self.threshold)
 
     def weights(self, question: str, items: Sequence[GateItem], context: GateContext | None = None) -> list[float]:
         import torch
@@ -195,9 +228,9 @@ class EvidenceGate:
             return [float(w) for w in torch.sigmoid(self._net(x).squeeze(-1))]
 
     def select(self, question: str, items: Sequence[GateItem], context: GateContext | None = None) -> list[int]:
-        """Indexes of the items the gate keeps (weight > threshold), in the given order. May be empty."""
+        """Indexes of the items the gate keeps (weight > its aspect's threshold), in the given order. May be empty."""
         weights = self.weights(question, items, context)
-        return [k for k, w in enumerate(weights) if w > self.threshold]
+        return [k for k, w in enumerate(weights) if w > self.threshold_for(items[k].aspect)]
 
 
 @dataclass(frozen=True)
@@ -222,10 +255,17 @@ def auc(scores: Sequence[float], labels: Sequence[int]) -> float:
 
 
 def items_from_record(record: PreferenceRecord, rerank_scores: Sequence[float] | None = None) -> list[GateItem]:
+    """The record's candidates as the pipeline shows them to the gate; `rerank_scores` are the passages'."""
+    scores = iter(rerank_scores) if rerank_scores is not None else None
     return [
-        GateItem("passage", c.text, c.dense, rerank_scores[k] if rerank_scores is not None else None)
-        for k, c in enumerate(record.candidates)
+        GateItem(c.aspect, c.text, c.dense, next(scores) if scores is not None and c.aspect == "passage" else None,
+                 c.title)
+        for c in record.candidates
     ]
+
+
+def context_from_record(record: PreferenceRecord) -> GateContext:
+    return GateContext(**{k: tuple(v) for k, v in record.context.items() if k in GateContext.__dataclass_fields__})
 
 
 def train_gate(
@@ -245,15 +285,17 @@ def train_gate(
     config = config or GateTrainConfig()
     rows: list[list[float]] = []
     labels: list[int] = []
+    aspects: list[str] = []
     for record in tqdm(records, desc="gate features", unit="q", disable=not progress):
         # With a reranker, each candidate appears twice: with its scores and without (has_rerank = 0), so one
         # gate serves the pipeline with the reranker on or off.
         variants = [None]
         if reranker is not None:
-            variants.append(reranker.score(record.question, [c.text for c in record.candidates]))
+            variants.append(reranker.score(record.question, [c.text for c in record.passages]))
         for scores in variants:
-            rows.extend(alignment_features(record.question, items_from_record(record, scores)))
+            rows.extend(alignment_features(record.question, items_from_record(record, scores), context_from_record(record)))
             labels.extend(int(c.label == 1) for c in record.candidates)
+            aspects.extend(c.aspect for c in record.candidates)
     if not rows or not any(labels) or all(labels):
         raise InputError("gate training needs both aligned and non-aligned candidates")
     torch.manual_seed(config.seed)
@@ -272,6 +314,26 @@ def train_gate(
         optimizer.step()
     with torch.no_grad():
         probs = torch.sigmoid(net(x).squeeze(-1)).tolist()
+    best_threshold, best_f1 = best_f1_threshold(probs, labels)
+    aspect_thresholds = {}
+    for aspect in sorted(set(aspects)):
+        members = [k for k, a in enumerate(aspects) if a == aspect]
+        if 0 < sum(labels[k] for k in members) < len(members):
+            aspect_thresholds[aspect] = best_f1_threshold([probs[k] for k in members], [labels[k] for k in members])[0]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"net.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    tensors.update({"mean": mean.contiguous(), "std": std.contiguous()})
+    save_file(tensors, str(out), metadata={"features": json.dumps(list(FEATURES)), "hidden": str(config.hidden),
+                                           "threshold": str(best_threshold), "aspect_thresholds": json.dumps(aspect_thresholds),
+                                           "train": json.dumps(asdict(config))})
+    return {"out": str(out), "candidates": len(labels), "aligned": sum(labels), "train_auc": round(auc(probs, labels), 4),
+            "threshold": best_threshold, "aspect_thresholds": aspect_thresholds, "train_f1": round(best_f1, 4),
+            "loss": round(loss.item(), 4)}
+
+
+def best_f1_threshold(probs: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
+    """(threshold in 0.10 .. 0.90, its F1) keeping items with weight > threshold, best F1 on these labels."""
     best_threshold, best_f1 = 0.5, -1.0
     for threshold in [t / 20 for t in range(2, 19)]:
         kept = [p > threshold for p in probs]
@@ -281,11 +343,4 @@ def train_gate(
         f1 = 2 * precision * recall / max(precision + recall, 1e-9)
         if f1 > best_f1:
             best_threshold, best_f1 = threshold, f1
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"net.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
-    tensors.update({"mean": mean.contiguous(), "std": std.contiguous()})
-    save_file(tensors, str(out), metadata={"features": json.dumps(list(FEATURES)), "hidden": str(config.hidden),
-                                           "threshold": str(best_threshold), "train": json.dumps(asdict(config))})
-    return {"out": str(out), "candidates": len(labels), "aligned": sum(labels), "train_auc": round(auc(probs, labels), 4),
-            "threshold": best_threshold, "train_f1": round(best_f1, 4), "loss": round(loss.item(), 4)}
+    return best_threshold, best_f1

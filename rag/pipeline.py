@@ -17,6 +17,7 @@ from indexes.build import KG_PASSAGE_SOURCE
 from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
+from kg.types import ScoredTriple, Subgraph
 from rag import answering, calibration, injection, path_choice
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
@@ -24,8 +25,9 @@ from rag.errors import InputError, ModelLoadError
 from rag.gate import EvidenceGate, GateContext, GateItem
 from rag.models import resolve_cache_dir
 from rag.prefs import passage_text
-from rag.reader import TransformersReader
+from rag.reader import ReaderConfig, TransformersReader
 from rag.rerank import CrossEncoderReranker, reranker_available
+from rag.soft_prompt import SoftPromptReader, adapter_folder
 from rag.retrievers import DenseRetriever
 from rag.types import Answer, ScoredPassage
 
@@ -50,7 +52,7 @@ class QAPipeline(Runnable[Any, Answer]):
         config: PipelineConfig,
         *,
         embedder: Embedder,
-        reader: TransformersReader | None,
+        reader: TransformersReader | SoftPromptReader | None,
         reranker: CrossEncoderReranker | None = None,
         gate: EvidenceGate | None = None,
     ) -> None:
@@ -85,9 +87,11 @@ class QAPipeline(Runnable[Any, Answer]):
             raise InputError(
                 f"embedder {index.embedder_name!r} gives {embedder.dimension}-d vectors but the index holds {index.dimension}-d"
             )
-        reader = TransformersReader(config.reader) if config.use_reader else None
+        reader = TransformersReader(soft_prompt_reader_config(config)) if config.use_reader else None
         if reader is not None:
             reader.validate()
+            if config.soft_prompt_path:
+                reader = SoftPromptReader(reader, embedder, config.soft_prompt_path)
         reranker, gate = load_alignment(index_dir, config)
         return cls(index, config, embedder=embedder, reader=reader, reranker=reranker, gate=gate)
 
@@ -141,13 +145,16 @@ class QAPipeline(Runnable[Any, Answer]):
 
         if subgraph is not None and subgraph.confidence < self.config.min_kg_evidence_confidence:
             subgraph = None  # a word linked by chance ("war") brings only noise
+        context = GateContext.from_subgraph(subgraph)  # before the gate trims the triples: what the KG found, whole
+        if self.gate is not None and self.config.gate_on_triples and subgraph is not None:
+            subgraph, _ = self.gate_triples(question, subgraph, context)
         started = time.perf_counter()
-        if self.reranker is None and self.gate is None:
+        if self.reranker is None and (self.gate is None or not self.config.gate_on_passages):
             # The defense looks for a planted group in a wider pool; the reader still sees the top_k.
             pool = self._dense(question, top_k=self._pool_size())
             passages = pool[: self.config.top_k]
         else:
-            passages, pool = self.select_passages(question, subgraph)
+            passages, pool = self.select_passages(question, context)
         timings["dense"] = time.perf_counter() - started
         evidence = answering.make_evidence(subgraph, passages, max_triples=self.config.max_kg_evidence)
         if self.config.injection_guard:
@@ -233,9 +240,22 @@ class QAPipeline(Runnable[Any, Answer]):
             return hits
         return [h for h in hits if not injection.inspect(f"{h.passage.title}\n{h.passage.text}").suspicious]
 
-    def select_passages(self, question: str, subgraph=None) -> tuple[list[ScoredPassage], list[ScoredPassage]]:
+    def gate_triples(self, question: str, subgraph: Subgraph,
+                     context: GateContext | None = None) -> tuple[Subgraph, list[float]]:
+        """The Amar gate over the triple aspect: (the subgraph keeping the triples weighted above the threshold,
+        highest weight first, possibly none, each scored by its gate weight; the weights of the first
+        `gate_triple_pool` triples in retrieval order, for diagnostics)."""
+        scored = subgraph.triples[: self.config.gate_triple_pool]
+        items = [GateItem("triple", st.triple.verbalize(), st.score, None, st.triple.head) for st in scored]
+        weights = self.gate.weights(question, items, context or GateContext.from_subgraph(subgraph))
+        threshold = self.gate.threshold_for("triple")
+        kept = sorted((k for k, w in enumerate(weights) if w > threshold), key=lambda k: -weights[k])
+        return replace(subgraph, triples=tuple(ScoredTriple(scored[k].triple, round(weights[k], 4)) for k in kept)), weights
+
+    def select_passages(self, question: str, context: GateContext | None = None) -> tuple[list[ScoredPassage], list[ScoredPassage]]:
         """Rerank + gate stage between dense retrieval and `make_evidence`: (kept passages for the reader,
-        the whole scored candidate pool for diagnostics). Stage scores go into `ScoredPassage.scores`."""
+        the whole scored candidate pool for diagnostics). Stage scores go into `ScoredPassage.scores`.
+        `context` is what the KG aspects tell the gate (`GateContext.from_subgraph`)."""
         if self.dense is None:
             return [], []
         pool_size = max(self.config.rerank_pool if self.reranker is not None else self.config.gate_pool, self.config.top_k)
@@ -247,13 +267,15 @@ class QAPipeline(Runnable[Any, Answer]):
             scores = self.reranker.score(question, [passage_text(h) for h in hits])
             hits = [ScoredPassage(h.passage, h.score, {**h.scores, "rerank": round(s, 4)}) for h, s in zip(hits, scores)]
             hits.sort(key=lambda h: -h.scores["rerank"])
-        if self.gate is None:
+        if self.gate is None or not self.config.gate_on_passages:
             return hits[: self.config.top_k], hits
         candidates = hits[: self.config.gate_pool]
         items = [GateItem("passage", passage_text(h), h.score, h.scores.get("rerank"), h.passage.title) for h in candidates]
-        weights = self.gate.weights(question, items, gate_context(subgraph))
+        weights = self.gate.weights(question, items, context)
         candidates = [ScoredPassage(h.passage, h.score, {**h.scores, "gate": round(w, 4)}) for h, w in zip(candidates, weights)]
-        kept = [h for h in candidates if h.scores["gate"] > self.gate.threshold]
+        # Highest weight first: the gate picks the reader's top_k from its whole pool, not the first ones it keeps.
+        threshold = self.gate.threshold_for("passage")
+        kept = sorted((h for h in candidates if h.scores["gate"] > threshold), key=lambda h: -h.scores["gate"])
         return kept[: self.config.top_k], candidates + hits[len(candidates) :]
 
     @staticmethod
@@ -271,16 +293,20 @@ class QAPipeline(Runnable[Any, Answer]):
         return self.ask(input)
 
 
-def gate_context(subgraph) -> GateContext:
-    """What the other aspects (linked entities, triples, the KG answer path) tell the gate."""
-    if subgraph is None:
-        return GateContext()
-    triple_entities = {e for st in subgraph.triples for e in (st.triple.head, st.triple.tail)}
-    return GateContext(
-        entities=tuple(e.name for e in subgraph.entities),
-        triple_entities=tuple(sorted(triple_entities)),
-        path_answers=tuple(subgraph.candidates),
-    )
+def soft_prompt_reader_config(config: PipelineConfig) -> ReaderConfig:
+    """The reader's config, with the LoRA adapter trained together with the soft-prompt projector, if any."""
+    if not config.soft_prompt_path:
+        return config.reader
+    if not Path(config.soft_prompt_path).is_file():
+        raise ModelLoadError(f"soft_prompt_path {config.soft_prompt_path}: no such file; train one with: "
+                             "python -m rag.align train-soft-prompt")
+    adapter = adapter_folder(config.soft_prompt_path)
+    if adapter is None:
+        return config.reader
+    if config.reader.adapter and Path(config.reader.adapter).resolve() != adapter.resolve():
+        raise InputError(f"the soft prompt {config.soft_prompt_path} was trained with the reader adapter {adapter}, "
+                         f"but the reader is set to {config.reader.adapter}: use one")
+    return replace(config.reader, adapter=str(adapter))
 
 
 def load_alignment(index_dir: str | Path, config: PipelineConfig) -> tuple[CrossEncoderReranker | None, EvidenceGate | None]:

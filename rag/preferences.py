@@ -16,6 +16,10 @@ Kinds (the `kind` field of each record):
   contradicts it -> chosen the evidence's answer, rejected the (memorised) real answer. This follows the
   contract's precedence (evidence over memory); it is kept small because it pulls against the poisoning pairs,
   whose difference is that a clean passage disagrees.
+- knowledge-identification (DPA-RAG's pre-alignment task, from the `*.kid.jsonl` files `python -m rag.align
+  build-prefs` writes): the useful passage among distractors -> chosen the gold answer, rejected an answer of the
+  same kind taken from a distractor (a misleading one first), i.e. the answer a reader that trusts the wrong
+  passage gives.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from rag.errors import InputError
 from rag.prompt import REFUSAL, build_messages
 from rag.types import Evidence
 
-KINDS = ("honesty-unanswerable", "honesty-answerable", "poisoning", "instruction", "evidence-over-memory")
+KINDS = ("honesty-unanswerable", "honesty-answerable", "poisoning", "instruction", "evidence-over-memory",
+         "knowledge-identification")
 PREFS_FILE = "prefs.jsonl"
 
 
@@ -251,6 +256,34 @@ def counterfactual_pairs(folder: Path, *, part: str, limit: int, n_passages: int
         yield pair
 
 
+def knowledge_identification_pairs(paths: Sequence[Path], *, limit: int, seed: int = 0) -> Iterator[PreferencePair]:
+    """Pairs from knowledge-identification examples (`rag.prefs.knowledge_identification`): every passage of
+    the example as evidence, chosen the gold answer, rejected a span of the same kind from a distractor."""
+    rng = random.Random(seed + 2)
+    count = 0
+    for path in paths:
+        for row in read_jsonl(Path(path)):
+            if count >= limit:
+                return
+            answers = [a for a in row.get("answers", []) if a.strip()]
+            useful = set(row.get("useful", []))
+            if not answers or not useful:
+                continue
+            # Misleading passages first: the answer a reader that trusts them would give.
+            order = row.get("misleading", []) + [k for k in range(len(row["passages"])) if k not in useful]
+            wrong = None
+            for k in dict.fromkeys(order):
+                span = plausible_span(row["question"], row["passages"][k]["text"], rng)
+                if span and not any(_same(span, a) for a in answers):
+                    wrong = span
+                    break
+            if wrong is None:
+                continue
+            count += 1
+            yield PreferencePair("knowledge-identification", f"{row['id']}-kid", row["question"],
+                                 _evidence(row["passages"]), answers[0], wrong)
+
+
 @dataclass(frozen=True)
 class PrefsSpec:
     """How many pairs of each kind; the defaults give ~300 pairs (a ~25-minute CPU run is a subset)."""
@@ -260,6 +293,9 @@ class PrefsSpec:
     poisoning: int = 50
     instruction: int = 30
     counterfactual: int = 20
+    knowledge_id: int = 40
+    # `*.kid.jsonl` files from `python -m rag.align build-prefs` (training lines only); none = no such pairs.
+    knowledge_id_files: tuple[str, ...] = ()
     seed: int = 0
 
 
@@ -273,6 +309,9 @@ def build_pairs(spec: PrefsSpec) -> list[PreferencePair]:
     pairs += instruction_pairs(root / "squad2", part="train", limit=spec.instruction, skip=spec.squad2_each, seed=spec.seed)
     if spec.counterfactual:
         pairs += counterfactual_pairs(root / "rgb_counterfactual", part="train", limit=spec.counterfactual)
+    if spec.knowledge_id and spec.knowledge_id_files:
+        pairs += knowledge_identification_pairs([Path(p) for p in spec.knowledge_id_files], limit=spec.knowledge_id,
+                                                seed=spec.seed)
     # Interleave kinds so a run cut short still sees every kind.
     random.Random(spec.seed).shuffle(pairs)
     return pairs

@@ -32,6 +32,8 @@ class Candidate:
     delta: float  # loglik minus the no-evidence log-likelihood
     contains: bool  # the passage contains a gold answer (normalised, whole words)
     label: int  # ALIGNED / NEUTRAL / MISLEADING
+    aspect: str = "passage"  # "passage" or "triple" (then `dense` is the KG retriever's triple score)
+    title: str = ""  # a passage's title; a triple's head entity
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,14 @@ class PreferenceRecord:
     # (the passage contains a gold answer or is an annotated supporting passage), for when the reader is
     # too slow to run over every candidate (on this shared 2-core CPU: ~160 s/question for 8 candidates).
     labeler: str = "reader"
+    # The other aspects of the question as the gate sees them at answer time (`rag.gate.GateContext` fields:
+    # linked entities, triple entities, KG path answers); empty without a KG.
+    context: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def passages(self) -> tuple[Candidate, ...]:
+        """The passage candidates (what the reranker and the knowledge-identification task use)."""
+        return tuple(c for c in self.candidates if c.aspect == "passage")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -60,6 +70,7 @@ class PreferenceRecord:
             loglik_none=float(data["loglik_none"]),
             candidates=tuple(Candidate(**c) for c in data["candidates"]),
             labeler=data.get("labeler", "reader"),
+            context={k: list(v) for k, v in (data.get("context") or {}).items()},
         )
 
 
@@ -119,9 +130,11 @@ def build_record_gold(
     gold_ids: Sequence[str],
     *,
     dataset: str = "",
+    subgraph=None,
 ) -> PreferenceRecord:
     """Distant labels without the reader: aligned = contains a gold answer or is a gold supporting passage
-    (multi-hop bridge passages rarely contain the answer itself)."""
+    (multi-hop bridge passages rarely contain the answer itself). With a KG `subgraph`, its triples are
+    candidates too, aligned when on a gold path (`gold_path_triples`)."""
     gold = set(gold_ids)
     candidates = []
     for rank, hit in enumerate(hits):
@@ -130,9 +143,73 @@ def build_record_gold(
         supporting = hit.passage.id in gold or (hit.passage.parent_id or "") in gold
         candidates.append(
             Candidate(hit.passage.id, text, round(hit.score, 5), rank, 0.0, 0.0, contains,
-                      ALIGNED if contains or supporting else NEUTRAL)
+                      ALIGNED if contains or supporting else NEUTRAL, title=hit.passage.title)
         )
-    return PreferenceRecord(qid, question, tuple(answers), dataset, 0.0, tuple(candidates), labeler="gold")
+    candidates.extend(triple_candidates(subgraph, answers))
+    from rag.gate import GateContext
+
+    context = {k: list(v) for k, v in asdict(GateContext.from_subgraph(subgraph)).items() if v}
+    return PreferenceRecord(qid, question, tuple(answers), dataset, 0.0, tuple(candidates), labeler="gold",
+                            context=context)
+
+
+def gold_path_triples(subgraph, answers: Sequence[str], *, max_hops: int = 3) -> set[int]:
+    """Indexes of the subgraph triples on a shortest path from a linked entity to a gold answer entity.
+
+    Multi-hop questions need the bridge triples too (`film directed_by X`, then `film release_year 1990`), and
+    they do not contain the answer; distances are counted over the subgraph's own triples, undirected. When no
+    linked entity reaches an answer within `max_hops` (a longer path runs through shared values such as a
+    year), the triples that name an answer are the only gold ones."""
+    from collections import deque
+
+    gold = {normalize_answer(a) for a in answers if normalize_answer(a)}
+    triples = [st.triple for st in subgraph.triples]
+    neighbours: dict[str, set[str]] = {}
+    for t in triples:
+        neighbours.setdefault(t.head, set()).add(t.tail)
+        neighbours.setdefault(t.tail, set()).add(t.head)
+
+    def distances(sources: set[str]) -> dict[str, int]:
+        dist = {s: 0 for s in sources}
+        queue = deque(sources)
+        while queue:
+            node = queue.popleft()
+            for nxt in neighbours.get(node, ()):
+                if nxt not in dist:
+                    dist[nxt] = dist[node] + 1
+                    queue.append(nxt)
+        return dist
+
+    answer_nodes = {n for n in neighbours if normalize_answer(n) in gold}
+    touching = {k for k, t in enumerate(triples) if t.head in answer_nodes or t.tail in answer_nodes}
+    linked = {e.name for e in subgraph.entities} & set(neighbours)
+    from_answers = distances(answer_nodes)
+    reach = [from_answers[n] for n in linked if from_answers.get(n, max_hops + 1) <= max_hops]
+    if not reach:
+        return touching
+    best = min(reach)
+    from_linked = distances({n for n in linked if from_answers.get(n) == best})
+    on_path = set()
+    for k, t in enumerate(triples):
+        for a, b in ((t.head, t.tail), (t.tail, t.head)):
+            if a in from_linked and b in from_answers and from_linked[a] + 1 + from_answers[b] == best:
+                on_path.add(k)
+    return on_path
+
+
+def triple_candidates(subgraph, answers: Sequence[str], *, limit: int = 50) -> tuple[Candidate, ...]:
+    """The subgraph's triples as gate candidates, labelled aligned when on a gold path (distant labels)."""
+    if subgraph is None:
+        return ()
+    on_path = gold_path_triples(subgraph, answers)
+    candidates = []
+    for rank, scored in enumerate(subgraph.triples[:limit]):
+        t = scored.triple
+        text = t.verbalize()
+        candidates.append(Candidate(t.id, text, round(float(scored.score), 5), rank, 0.0, 0.0,
+                                    contains_answer(text, answers), ALIGNED if rank in on_path else NEUTRAL,
+                                    aspect="triple", title=t.head))
+    return tuple(candidates)
 
 
 def read_records(path: str | Path) -> Iterator[PreferenceRecord]:
@@ -153,8 +230,8 @@ def knowledge_identification(record: PreferenceRecord, *, max_distractors: int =
     """One reader-training example: the passages, which of them the reader needs, and the answer.
 
     Only questions with at least one aligned and one non-aligned candidate teach anything."""
-    useful = [c for c in record.candidates if c.label == ALIGNED]
-    others = [c for c in record.candidates if c.label != ALIGNED]
+    useful = [c for c in record.passages if c.label == ALIGNED]
+    others = [c for c in record.passages if c.label != ALIGNED]
     if not useful or not others:
         return None
     # Misleading distractors first: they are the ones the reader must learn to ignore.

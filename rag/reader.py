@@ -222,16 +222,26 @@ class TransformersReader:
         import torch
 
         self.warm_up()
-        assert self._model is not None and self._tokenizer is not None
+        assert self._model is not None
         evidence = assign_labels(evidence)
-        prompt_ids = self._prompt_ids(question, evidence, instruction)
-        device = self._model.device
-        input_ids = torch.tensor([prompt_ids], device=device)
+        input_ids = torch.tensor([self._prompt_ids(question, evidence, instruction)], device=self._model.device)
+        return self.generate(evidence, input_ids=input_ids, max_new_tokens=max_new_tokens)
+
+    def generate(self, evidence: Sequence[Evidence], *, input_ids: Any = None, inputs_embeds: Any = None,
+                 max_new_tokens: int | None = None) -> ReaderOutput:
+        """Greedy generation from prompt token ids or prompt input embeddings (`rag.soft_prompt`), parsed
+        against the labelled `evidence` the prompt showed."""
+        import torch
+
+        self.warm_up()
+        assert self._model is not None and self._tokenizer is not None
+        prompt = input_ids if input_ids is not None else inputs_embeds
         pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._stop_ids[0]
         with self._run_lock, torch.inference_mode():
             out = self._model.generate(
                 input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
+                inputs_embeds=inputs_embeds,
+                attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device),
                 max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                 do_sample=False,
                 num_beams=1,
@@ -248,7 +258,8 @@ class TransformersReader:
             # Raw logits (not processed scores) so the log-probs are the model's, whatever the processors do.
             steps = out.logits if getattr(out, "logits", None) else out.scores
             scores = self._model.compute_transition_scores(out.sequences, steps, normalize_logits=True)
-        new_ids = out.sequences[0, len(prompt_ids) :].tolist()
+        # With input_ids the sequences start with the prompt; with inputs_embeds they hold the new tokens only.
+        new_ids = out.sequences[0, out.sequences.shape[1] - len(steps) :].tolist()
         logprobs = scores[0].float().tolist()
         kept_ids: list[int] = []
         kept_logprobs: list[float] = []

@@ -181,11 +181,11 @@ def joint_loss(scores: Any, labels: Any, *, temperature: float = 1.0) -> tuple[A
 def _training_groups(records: Sequence[PreferenceRecord], negatives: int) -> list[tuple[str, list[str], list[float]]]:
     groups = []
     for record in records:
-        pos = [c for c in record.candidates if c.label == 1]
+        pos = [c for c in record.passages if c.label == 1]
         if not pos:
             continue  # nothing to prefer: no signal for the pair/list losses, and cost on this CPU
         # Misleading candidates first (the reader is hurt by them), then the hardest (best dense rank).
-        neg = sorted((c for c in record.candidates if c.label != 1), key=lambda c: (c.label != -1, c.rank))
+        neg = sorted((c for c in record.passages if c.label != 1), key=lambda c: (c.label != -1, c.rank))
         chosen = pos + neg[:negatives]
         groups.append((record.question, [c.text for c in chosen], [1.0] * len(pos) + [0.0] * len(chosen[len(pos):])))
     return groups

@@ -304,6 +304,9 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--poisoning", type=int, default=PrefsSpec.poisoning)
     b.add_argument("--instruction", type=int, default=PrefsSpec.instruction)
     b.add_argument("--counterfactual", type=int, default=PrefsSpec.counterfactual)
+    b.add_argument("--kid", nargs="+", help="knowledge-identification files (*.kid.jsonl from python -m rag.align "
+                   "build-prefs, training lines) for knowledge-identification pairs")
+    b.add_argument("--knowledge-id", type=int, default=PrefsSpec.knowledge_id, help="at most this many such pairs")
     b.add_argument("--seed", type=int, default=0)
     t = sub.add_parser("train", help="LoRA + DPO on DIR/prefs.jsonl; writes the adapter to --out")
     t.add_argument("--prefs", required=True)
@@ -340,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = PrefsSpec(
                 data=args.data, squad2_each=args.squad2_each, poisoning=args.poisoning,
                 instruction=args.instruction, counterfactual=args.counterfactual, seed=args.seed,
+                knowledge_id=args.knowledge_id, knowledge_id_files=tuple(args.kid or ()),
             )
             pairs = build_pairs(spec)
             path = write_prefs(pairs, Path(args.out))

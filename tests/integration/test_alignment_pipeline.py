@@ -46,7 +46,9 @@ def test_gate_stage_scores_and_may_drop_all(sample_index: Path, gate_file: Path)
     kept, pool = pipeline.select_passages(question)
     assert len(pool) >= len(kept) and len(kept) <= pipeline.config.top_k
     assert all(0.0 <= h.scores["gate"] <= 1.0 for h in pool[: pipeline.config.gate_pool])
-    assert all(h.scores["gate"] > pipeline.gate.threshold for h in kept)
+    assert all(h.scores["gate"] > pipeline.gate.threshold_for("passage") for h in kept)
+    weights = [h.scores["gate"] for h in kept]
+    assert weights == sorted(weights, reverse=True)  # the gate's best first
     closed = QAPipeline.load(sample_index, preset="vanilla", device="cpu", use_gate=True, gate_path=str(gate_file),
                              gate_threshold=1.0)
     assert closed.select_passages(question)[0] == []
@@ -64,3 +66,33 @@ def test_auto_switch_and_missing_weights(sample_index: Path, gate_file: Path, tm
     with pytest.raises(ModelLoadError, match="train-reranker"):
         QAPipeline.load(sample_index, preset="vanilla", device="cpu", use_reranker=True,
                         reranker_path=str(tmp_path / "none"))
+
+
+def test_gate_weighs_kg_triples(sample_index: Path, gate_file: Path) -> None:
+    from rag.gate import GateContext
+
+    pipeline = QAPipeline.load(sample_index, preset="default", device="cpu", use_gate=True, gate_path=str(gate_file),
+                               use_reader=False)
+    subgraph = pipeline.kg.retrieve("Alex Kendrick directed which films")
+    assert len(subgraph.triples) > 3
+    gated, weights = pipeline.gate_triples("Alex Kendrick directed which films", subgraph,
+                                           GateContext.from_subgraph(subgraph))
+    assert len(weights) == min(len(subgraph.triples), pipeline.config.gate_triple_pool)
+    kept = [st.score for st in gated.triples]
+    assert kept == sorted(kept, reverse=True) and all(w > pipeline.gate.threshold_for("triple") for w in kept)
+    assert {st.triple for st in gated.triples} <= {st.triple for st in subgraph.triples}
+    assert gated.candidates == subgraph.candidates  # the gate trims evidence, not the KG's answer
+    closed = QAPipeline.load(sample_index, preset="default", device="cpu", use_gate=True, gate_path=str(gate_file),
+                             gate_threshold=1.0, use_reader=False)
+    assert closed.gate_triples("Alex Kendrick directed which films", subgraph)[0].triples == ()
+
+
+def test_gate_aspects_switch_off_one_by_one(sample_index: Path, gate_file: Path) -> None:
+    question = "When is the next Deadpool movie being released?"
+    on = QAPipeline.load(sample_index, preset="vanilla", device="cpu", use_gate=True, gate_path=str(gate_file),
+                         gate_threshold=1.0)
+    assert on.select_passages(question)[0] == []  # the gate drops every passage
+    passages_off = QAPipeline.load(sample_index, preset="vanilla", device="cpu", use_gate=True,
+                                   gate_path=str(gate_file), gate_threshold=1.0, gate_on_passages=False)
+    kept, _ = passages_off.select_passages(question)
+    assert kept and all("gate" not in h.scores for h in kept)  # passages pass ungated

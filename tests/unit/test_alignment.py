@@ -134,6 +134,8 @@ def test_train_gate_learns_and_loads(tmp_path: Path) -> None:
     weights = gate.weights(records[0].question, items)
     assert all(0.0 <= w <= 1.0 for w in weights) and weights[0] > weights[1]
     assert gate.threshold == summary["threshold"]
+    assert gate.threshold_for("passage") == summary["aspect_thresholds"]["passage"]
+    assert gate.threshold_for("entity") == gate.threshold  # an aspect it was not trained on: the overall one
     assert EvidenceGate(out, threshold=1.0).select(records[0].question, items) == []  # it may drop everything
     with pytest.raises(ModelLoadError, match="train-gate"):
         EvidenceGate(tmp_path / "missing.safetensors").warm_up()
@@ -160,3 +162,76 @@ def test_cli_set_parses_config_values() -> None:
     assert parse_setting("reranker_path=/tmp/x") == ("reranker_path", "/tmp/x")
     with pytest.raises(InputError, match="KEY=VALUE"):
         parse_setting("use_gate")
+
+
+# ---- the triple aspect (KG subgraph triples as gate candidates) ----------------------------------------------
+
+
+def two_hop_subgraph():
+    from kg.types import LinkedEntity, ScoredTriple, Subgraph, Triple
+
+    triples = [
+        Triple("Film A", "directed_by", "Jane Roe"),  # bridge: topic -> film
+        Triple("Film A", "release_year", "1990"),  # answer triple
+        Triple("Film B", "directed_by", "Jane Roe"),  # a bridge to a film whose year is not here
+        Triple("Film A", "has_genre", "Drama"),  # noise on the bridge entity
+        Triple("Film C", "release_year", "1990"),  # names the answer, but is not reached from the topic
+        Triple("Film C", "directed_by", "John Doe"),
+    ]
+    return Subgraph(entities=(LinkedEntity("Jane Roe", "Jane Roe", 1.0, "exact"),),
+                    triples=tuple(ScoredTriple(t, 0.9 - 0.1 * k) for k, t in enumerate(triples)),
+                    candidates=("1990",))
+
+
+def test_gold_path_triples_follow_shortest_paths_from_the_linked_entity() -> None:
+    from rag.prefs import gold_path_triples
+
+    subgraph = two_hop_subgraph()
+    assert gold_path_triples(subgraph, ["1990"]) == {0, 1}
+    # No linked entity reaches the answer: the triples naming it are all that is known.
+    assert gold_path_triples(subgraph, ["John Doe"]) == {5}
+    assert gold_path_triples(subgraph, ["Nowhere"]) == set()
+
+
+def test_triple_candidates_and_record_context_roundtrip(tmp_path: Path) -> None:
+    from rag.prefs import build_record_gold, read_records
+
+    record = build_record_gold("q", "when were the films directed by Jane Roe released", ["1990"],
+                               [hit("p1", "Jane Roe is a director.", 0.7, "Jane Roe")], [], subgraph=two_hop_subgraph())
+    triples = [c for c in record.candidates if c.aspect == "triple"]
+    assert [c.label for c in triples] == [ALIGNED, ALIGNED, NEUTRAL, NEUTRAL, NEUTRAL, NEUTRAL]
+    assert triples[0].title == "Film A" and [c.aspect for c in record.passages] == ["passage"]
+    assert record.context["entities"] == ["Jane Roe"] and record.context["path_answers"] == ["1990"]
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(record.to_json() + "\n", encoding="utf-8")
+    assert list(read_records(path)) == [record]
+    # Knowledge identification is about passages only.
+    assert knowledge_identification(record) is None
+
+
+def test_scores_are_ranked_within_their_aspect() -> None:
+    items = [GateItem("passage", "Jane Roe directed Film A.", 0.8), GateItem("passage", "Other.", 0.4),
+             GateItem("triple", "Film A release year 1990", 0.3, title="Film A"),
+             GateItem("triple", "Film B has genre Drama", 0.1, title="Film B")]
+    rows = alignment_features("when were the films directed by Jane Roe released", items)
+    dense_gap, dense_rank, is_triple = FEATURES.index("dense_gap"), FEATURES.index("dense_rank"), FEATURES.index("is_triple")
+    # The best triple is first among triples, though its score is below every passage's.
+    assert rows[2][dense_rank] == 0.0 and rows[2][dense_gap] == 0.0 and rows[0][dense_rank] == 0.0
+    assert rows[3][dense_rank] == 0.5 and rows[3][dense_gap] == pytest.approx(-0.2)
+    assert [r[is_triple] for r in rows] == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_gate_learns_a_threshold_per_aspect(tmp_path: Path) -> None:
+    records = []
+    for record in synthetic_records():
+        triples = tuple(Candidate(f"{record.qid}-t{r}", f"Film{r} release year 19{r}0", 0.5 - 0.1 * r, r, 0.0, 0.0,
+                                  r == 0, ALIGNED if r == 0 else NEUTRAL, aspect="triple", title=f"Film{r}")
+                        for r in range(4))
+        records.append(PreferenceRecord(record.qid, record.question, record.answers, "syn", 0.0,
+                                        record.candidates + triples))
+    out = tmp_path / "gate.safetensors"
+    summary = train_gate(records, out, GateTrainConfig(epochs=150), progress=False)
+    assert set(summary["aspect_thresholds"]) == {"passage", "triple"}
+    gate = EvidenceGate(out)
+    assert gate.threshold_for("triple") == summary["aspect_thresholds"]["triple"]
+    assert EvidenceGate(out, threshold=0.33).threshold_for("triple") == 0.33  # an override applies to every aspect

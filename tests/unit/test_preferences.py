@@ -151,3 +151,27 @@ def test_heldout_items_and_score(data: Path) -> None:
     assert metrics["refusal_precision"] == 0.5 and metrics["refusal_recall"] == 0.5
     assert metrics["over_refusal"] == 0.5 and metrics["answerable_acc"] == 0.5
     assert metrics["asr"] == 0.5 and metrics["poison_acc"] == 0.5 and metrics["poison_refusal"] == 0.0
+
+
+def test_knowledge_identification_pairs_reject_a_distractor_answer(tmp_path: Path) -> None:
+    from rag.preferences import knowledge_identification_pairs
+
+    kid = tmp_path / "x.kid.jsonl"
+    rows = [
+        {"id": "q1", "question": "Who directed Zardoz?", "answers": ["John Boorman"],
+         "passages": [{"id": "a", "text": "Zardoz was directed by John Boorman."},
+                      {"id": "b", "text": "Zardoz starred Sean Connery and Charlotte Rampling."}],
+         "useful": [0], "misleading": [1]},
+        # No distractor offers an answer of the asked kind: no pair.
+        {"id": "q2", "question": "Who wrote it?", "answers": ["Ann"],
+         "passages": [{"id": "c", "text": "Ann wrote it."}, {"id": "d", "text": "it was long."}],
+         "useful": [0], "misleading": []},
+    ]
+    kid.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    pairs = list(knowledge_identification_pairs([kid], limit=10))
+    assert [p.id for p in pairs] == ["q1-kid"]
+    pair = pairs[0]
+    assert pair.kind == "knowledge-identification" and pair.chosen == "John Boorman"
+    assert pair.rejected in ("Sean Connery", "Charlotte Rampling", "Sean Connery and Charlotte Rampling")
+    assert [e.source_id for e in pair.evidence] == ["a", "b"]
+    assert list(knowledge_identification_pairs([kid], limit=0)) == []
