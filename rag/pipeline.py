@@ -27,8 +27,8 @@ from rag.models import resolve_cache_dir
 from rag.prefs import passage_text
 from rag.reader import ReaderConfig, TransformersReader
 from rag.rerank import CrossEncoderReranker, reranker_available
-from rag.soft_prompt import SoftPromptReader, adapter_folder
 from rag.retrievers import DenseRetriever
+from rag.soft_prompt import SoftPromptReader, adapter_folder
 from rag.types import Answer, ScoredPassage
 
 

@@ -118,19 +118,6 @@ class SoftPrompt:
         tensors = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
         save_file(tensors, str(path), metadata={"soft_prompt": json.dumps(self.meta), "train": json.dumps(train)})
 
-
-def adapter_folder(path: str | Path) -> Path | None:
-    """The LoRA adapter trained with the projector at `path` (None when it was trained with the reader frozen)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("soft_prompt", "{}"))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"soft-prompt projector {path} is not a readable safetensors file ({exc})") from exc
-    return path.parent / meta["adapter"] if meta.get("adapter") else None
-
     def prompt_embeds(self, question: str, evidence: Sequence[Evidence], instruction: str | None = None) -> Any:
         """[1, length, d_model] input embeddings: the chat prompt with one soft vector per evidence item at the
         start of the user turn. Keeps the graph for training when grad is enabled."""
@@ -156,6 +143,19 @@ def adapter_folder(path: str | Path) -> Path | None:
             parts.append(soft)
         parts.append(embed(ids(after)))
         return torch.cat(parts, dim=0).unsqueeze(0)
+
+
+def adapter_folder(path: str | Path) -> Path | None:
+    """The LoRA adapter trained with the projector at `path` (None when it was trained with the reader frozen)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("soft_prompt", "{}"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"soft-prompt projector {path} is not a readable safetensors file ({exc})") from exc
+    return path.parent / meta["adapter"] if meta.get("adapter") else None
 
 
 class SoftPromptReader:
