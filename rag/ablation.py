@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -68,10 +69,11 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
                  gate_threshold: float | None = None, soft_prompt_path: str | None = None) -> list[Row]:
     from indexes.embedder import Embedder
     from indexes.store import load_index
-    from rag.align import _gold_passage_ids, select_lines
-    from rag.config import make_config
+    from kg.retrieval import KGRetriever
+    from rag.align import _gold_passage_ids
     from rag.answering import make_evidence
-    from rag.evaluate import read_questions
+    from rag.config import make_config
+    from rag.evaluate import read_questions, select_lines
     from rag.gate import GateContext
     from rag.pipeline import QAPipeline, load_alignment
     from rag.prefs import gold_path_triples
@@ -99,9 +101,10 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
         base = TransformersReader(replace(both.reader, adapter=str(adapter))) if adapter else text_reader
         configs.append("+gate+soft")
         readers["+gate+soft"] = SoftPromptReader(base, embedder, soft_prompt_path)
-    use_kg = index.graph is not None
-    kg = QAPipeline(index, make_config("vanilla", use_kg=use_kg, **options), embedder=embedder, reader=None).kg
-    subgraphs = {}  # one KG retrieval per question, shared by the configurations (it is not what they vary)
+    kg = (KGRetriever(index.graph, embedder, both.kg, entity_vectors=index.entity_vectors)
+          if index.graph is not None else None)
+    # One KG retrieval (and its gold-path labels) per question, shared by the configurations: not what they vary.
+    subgraphs: dict[str, tuple[Any, set[int]]] = {}
     rows: list[Row] = []
     dump = []
     for name in configs:
@@ -110,15 +113,16 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
         reader_for = readers[name]
         pipeline = QAPipeline(index, config, embedder=embedder, reader=reader_for,
                               reranker=reranker if use_reranker else None, gate=gate if use_gate else None)
-        pipeline.kg = kg
+        pipeline.kg = kg  # dense retrieval then leaves out the verbalised KG passages, as the pipeline does
         row = Row(name, n=len(questions))
         hits, f1s, precisions, counts, chars, empties, added, covered = [], [], [], [], [], [], [], []
         gate_scores, gate_labels, ndcgs, recalls = [], [], [], []
         for q in tqdm(questions, desc=name, unit="q"):
             if kg is not None and q.id not in subgraphs:
                 found = kg.retrieve(q.question)
-                subgraphs[q.id] = found if found.confidence >= config.min_kg_evidence_confidence else None
-            subgraph = subgraphs.get(q.id)
+                found = found if found.confidence >= config.min_kg_evidence_confidence else None
+                subgraphs[q.id] = (found, gold_path_triples(found, q.answers) if found is not None else set())
+            subgraph, on_path = subgraphs.get(q.id, (None, set()))
             context = GateContext.from_subgraph(subgraph)
             started = time.perf_counter()
             baseline = pipeline._dense(q.question)
@@ -127,7 +131,6 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
             shown = subgraph
             if use_gate and subgraph is not None:
                 shown, triple_weights = pipeline.gate_triples(q.question, subgraph, context)
-                on_path = gold_path_triples(subgraph, q.answers)
                 gate_scores.extend(triple_weights)
                 gate_labels.extend(int(k in on_path) for k in range(len(triple_weights)))
             if use_reranker or use_gate:

@@ -19,17 +19,7 @@ import sys
 from pathlib import Path
 
 from rag.errors import InputError, KgragError
-
-
-def select_lines(items: list, lines: str) -> list:
-    """odd = 1st, 3rd, ... (training, as `sed -n '1~2p'`); even = 2nd, 4th, ... (held out); all."""
-    if lines == "odd":
-        return items[0::2]
-    if lines == "even":
-        return items[1::2]
-    if lines == "all":
-        return items
-    raise InputError(f"lines must be odd, even or all, got {lines!r}")
+from rag.evaluate import select_lines
 
 
 def _build_prefs(args: argparse.Namespace) -> int:

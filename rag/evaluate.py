@@ -25,6 +25,17 @@ class Question:
     target: str | None = None
 
 
+def select_lines(items: list, lines: str) -> list:
+    """odd = 1st, 3rd, ... (training, as `sed -n '1~2p'`); even = 2nd, 4th, ... (held out); all."""
+    if lines == "odd":
+        return items[0::2]
+    if lines == "even":
+        return items[1::2]
+    if lines == "all":
+        return items
+    raise InputError(f"lines must be odd, even or all, got {lines!r}")
+
+
 def read_questions(path: str | Path) -> Iterator[Question]:
     path = Path(path)
     if not path.is_file():

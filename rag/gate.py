@@ -233,6 +233,12 @@ class EvidenceGate:
         return [k for k, w in enumerate(weights) if w > self.threshold_for(items[k].aspect)]
 
 
+def kept_best_first(weights: Sequence[float], threshold: float) -> list[int]:
+    """Indexes of the weights above `threshold`, highest first (ties in the given order): what the gate passes
+    on, in the order the reader gets it."""
+    return sorted((k for k, w in enumerate(weights) if w > threshold), key=lambda k: -weights[k])
+
+
 @dataclass(frozen=True)
 class GateTrainConfig:
     epochs: int = 300

@@ -22,7 +22,7 @@ from rag import answering, calibration, injection, path_choice
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
 from rag.errors import InputError, ModelLoadError
-from rag.gate import EvidenceGate, GateContext, GateItem
+from rag.gate import EvidenceGate, GateContext, GateItem, kept_best_first
 from rag.models import resolve_cache_dir
 from rag.prefs import passage_text
 from rag.reader import ReaderConfig, TransformersReader
@@ -248,8 +248,7 @@ class QAPipeline(Runnable[Any, Answer]):
         scored = subgraph.triples[: self.config.gate_triple_pool]
         items = [GateItem("triple", st.triple.verbalize(), st.score, None, st.triple.head) for st in scored]
         weights = self.gate.weights(question, items, context or GateContext.from_subgraph(subgraph))
-        threshold = self.gate.threshold_for("triple")
-        kept = sorted((k for k, w in enumerate(weights) if w > threshold), key=lambda k: -weights[k])
+        kept = kept_best_first(weights, self.gate.threshold_for("triple"))
         return replace(subgraph, triples=tuple(ScoredTriple(scored[k].triple, round(weights[k], 4)) for k in kept)), weights
 
     def select_passages(self, question: str, context: GateContext | None = None) -> tuple[list[ScoredPassage], list[ScoredPassage]]:
@@ -274,8 +273,7 @@ class QAPipeline(Runnable[Any, Answer]):
         weights = self.gate.weights(question, items, context)
         candidates = [ScoredPassage(h.passage, h.score, {**h.scores, "gate": round(w, 4)}) for h, w in zip(candidates, weights)]
         # Highest weight first: the gate picks the reader's top_k from its whole pool, not the first ones it keeps.
-        threshold = self.gate.threshold_for("passage")
-        kept = sorted((h for h in candidates if h.scores["gate"] > threshold), key=lambda h: -h.scores["gate"])
+        kept = [candidates[k] for k in kept_best_first(weights, self.gate.threshold_for("passage"))]
         return kept[: self.config.top_k], candidates + hits[len(candidates) :]
 
     @staticmethod

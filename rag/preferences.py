@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import InputError
+from rag.evaluate import select_lines
 from rag.prompt import REFUSAL, build_messages
 from rag.types import Evidence
 
@@ -99,7 +100,7 @@ def split_half(rows: Sequence[dict[str, Any]], part: str) -> list[dict[str, Any]
     """'train' = odd lines (1st, 3rd, ...), 'heldout' = even lines, as `sed -n '2~2p'` prints them."""
     if part not in ("train", "heldout"):
         raise InputError(f"part must be 'train' or 'heldout', got {part!r}")
-    return list(rows[0::2] if part == "train" else rows[1::2])
+    return select_lines(list(rows), "odd" if part == "train" else "even")
 
 
 def _passages(path: Path) -> dict[str, dict[str, Any]]:

@@ -86,17 +86,7 @@ class SoftPrompt:
     @classmethod
     def load(cls, path: str | Path, reader: TransformersReader, embedder: Embedder) -> SoftPrompt:
         path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"no soft-prompt projector at {path}; train one with: python -m rag.align "
-                                 "train-soft-prompt")
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                meta = json.loads((handle.metadata() or {}).get("soft_prompt", "{}"))
-                tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelLoadError(f"soft-prompt projector {path} is not a readable safetensors file ({exc})") from exc
+        meta, tensors = _read_projector(path)
         if meta.get("in_dim") != embedder.dimension:
             raise ModelLoadError(f"soft-prompt projector {path} expects {meta.get('in_dim')}-d evidence embeddings, "
                                  f"the embedder gives {embedder.dimension}-d")
@@ -145,16 +135,26 @@ class SoftPrompt:
         return torch.cat(parts, dim=0).unsqueeze(0)
 
 
-def adapter_folder(path: str | Path) -> Path | None:
-    """The LoRA adapter trained with the projector at `path` (None when it was trained with the reader frozen)."""
+def _read_projector(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metadata, tensors) of a projector file, or one ModelLoadError naming what is wrong with it."""
+    if not path.is_file():
+        raise ModelLoadError(f"no soft-prompt projector at {path}; train one with: python -m rag.align "
+                             "train-soft-prompt")
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {}).get("soft_prompt", "{}"))
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"soft-prompt projector {path} is not a readable safetensors file ({exc})") from exc
+    return meta, tensors
+
+
+def adapter_folder(path: str | Path) -> Path | None:
+    """The LoRA adapter trained with the projector at `path` (None when it was trained with the reader frozen)."""
+    path = Path(path)
+    meta, _ = _read_projector(path)
     return path.parent / meta["adapter"] if meta.get("adapter") else None
 
 
@@ -205,18 +205,21 @@ class SoftPromptTrainConfig:
 def gated_evidence(record: PreferenceRecord, gate: EvidenceGate | None, config: SoftPromptTrainConfig) -> list[Evidence]:
     """The evidence the pipeline would show for a preference record: the gate's kept triples (highest weight
     first, scored by weight) and passages, or, without a gate, the first triples and passages."""
-    from rag.gate import context_from_record, items_from_record
+    from rag.gate import context_from_record, items_from_record, kept_best_first
 
     items = items_from_record(record)
-    if gate is not None:
-        weights = gate.weights(record.question, items, context_from_record(record))
-    else:
-        weights = [1.0] * len(items)
-    chosen = [(w, c) for w, c in zip(weights, record.candidates) if gate is None or w > gate.threshold_for(c.aspect)]
-    triples = sorted((x for x in chosen if x[1].aspect == "triple"), key=lambda x: -x[0])[: config.max_triples]
-    passages = [x for x in chosen if x[1].aspect == "passage"][: config.max_passages]
-    evidence = [Evidence("triple", c.id, c.text, round(w, 4)) for w, c in triples]
-    evidence += [Evidence("passage", c.id, c.text, c.dense, scores={"gate": round(w, 4)}) for w, c in passages]
+    weights = gate.weights(record.question, items, context_from_record(record)) if gate is not None else [1.0] * len(items)
+
+    def kept(aspect: str, limit: int) -> list[int]:
+        members = [k for k, c in enumerate(record.candidates) if c.aspect == aspect]
+        threshold = gate.threshold_for(aspect) if gate is not None else -1.0
+        return [members[k] for k in kept_best_first([weights[m] for m in members], threshold)][:limit]
+
+    candidates = record.candidates
+    evidence = [Evidence("triple", candidates[k].id, candidates[k].text, round(weights[k], 4))
+                for k in kept("triple", config.max_triples)]
+    evidence += [Evidence("passage", candidates[k].id, candidates[k].text, candidates[k].dense,
+                          scores={"gate": round(weights[k], 4)}) for k in kept("passage", config.max_passages)]
     return evidence
 
 

@@ -61,8 +61,9 @@ def test_training_lowers_the_loss_and_the_file_loads(default_pipeline, tmp_path:
     model, _ = reader._loaded()
     assert not any(p.requires_grad for p in model.parameters())
     loaded = SoftPromptReader(reader, embedder, out)
-    answer = loaded.read(QUESTION, EVIDENCE)
-    assert answer.text and loaded.config is reader.config  # everything else is the base reader's
+    # Trained towards this very answer: the loaded projector must still (or better) give it.
+    assert "Zardoz" in loaded.read(QUESTION, EVIDENCE).text
+    assert loaded.config is reader.config  # everything else is the base reader's
 
 
 def test_bad_projector_files_are_named(default_pipeline, tmp_path: Path, sample_index: Path) -> None:
@@ -96,5 +97,5 @@ def test_lora_adapter_trained_with_the_projector_reaches_the_pipeline(default_pi
     assert folder == tmp_path / "soft.adapter" and (folder / "adapter_model.safetensors").is_file()
     pipeline = QAPipeline.load(sample_index, device="cpu", soft_prompt_path=str(out))
     assert pipeline.reader.base.config.adapter == str(folder)
-    answer = pipeline.reader.read(QUESTION, EVIDENCE)
-    assert answer.text or answer.refused
+    # Two small steps from LoRA's zero init towards the gold answer leave the reader answering it.
+    assert "Zardoz" in pipeline.reader.read(QUESTION, EVIDENCE).text

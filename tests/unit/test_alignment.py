@@ -235,3 +235,10 @@ def test_gate_learns_a_threshold_per_aspect(tmp_path: Path) -> None:
     gate = EvidenceGate(out)
     assert gate.threshold_for("triple") == summary["aspect_thresholds"]["triple"]
     assert EvidenceGate(out, threshold=0.33).threshold_for("triple") == 0.33  # an override applies to every aspect
+
+
+def test_kept_best_first_orders_by_weight_and_may_keep_nothing() -> None:
+    from rag.gate import kept_best_first
+
+    assert kept_best_first([0.2, 0.9, 0.6, 0.9], 0.5) == [1, 3, 2]
+    assert kept_best_first([0.2, 0.4], 0.5) == []
