@@ -26,7 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rag.gate import auc
-from rag.metrics import contains_answer, token_f1
+from rag.metrics import contains_answer, ndcg_at, token_f1
 from rag.prefs import contains_answer as passage_contains, passage_text
 
 CONFIGS = {"vanilla": (False, False), "+gate": (False, True), "+reranker": (True, False), "+both": (True, True),
@@ -51,11 +51,10 @@ class Row:
     added_ms: float = 0.0
 
 
-def ndcg_at(relevance: Sequence[int], k: int = 5) -> float:
-    dcg = sum(r / math.log2(i + 2) for i, r in enumerate(relevance[:k]))
-    ideal = sorted(relevance, reverse=True)
-    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal[:k]))
-    return dcg / idcg if idcg else float("nan")
+def _relevant(hit, answers: Sequence[str], gold: set[str]) -> int:
+    """A candidate's NDCG label: it contains a gold answer or is (a chunk of) an annotated supporting passage."""
+    return int(passage_contains(passage_text(hit), answers) or hit.passage.id in gold
+               or (hit.passage.parent_id or "") in gold)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -150,8 +149,7 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
             gold = set(gold_ids.get(q.id, ()))
 
             def relevant(hit) -> int:
-                return int(passage_contains(passage_text(hit), q.answers) or hit.passage.id in gold
-                           or (hit.passage.parent_id or "") in gold)
+                return _relevant(hit, q.answers, gold)
 
             if use_gate:
                 for h in pool:
@@ -185,7 +183,7 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
         pool = QAPipeline(index, make_config("vanilla", **options), embedder=embedder, reader=None).dense.retrieve(
             q.question, top_k=make_config("vanilla").rerank_pool)
         gold = set(gold_ids.get(q.id, ()))
-        rel = [int(passage_contains(passage_text(h), q.answers) or h.passage.id in gold) for h in pool]
+        rel = [_relevant(h, q.answers, gold) for h in pool]
         faiss_ndcg.append(ndcg_at(rel))
         faiss_recall.append(float(any(passage_contains(passage_text(h), q.answers) for h in pool[:5])))
     for row in rows:

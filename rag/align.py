@@ -36,7 +36,7 @@ def _build_prefs(args: argparse.Namespace) -> int:
     from rag.retrievers import DenseRetriever
 
     questions = select_lines(list(read_questions(args.questions)), args.lines)[: args.limit]
-    gold_ids = _gold_passage_ids(args.questions) if args.labeler == "gold" else {}
+    gold_ids = _gold_passage_ids(args.questions)
     questions = [q for q in questions if any(a.strip() for a in q.answers)]
     if not questions:
         raise InputError(f"no answerable questions in {args.questions} ({args.lines} lines)")
@@ -73,7 +73,8 @@ def _build_prefs(args: argparse.Namespace) -> int:
                 record = build_record_gold(q.id, q.question, q.answers, hits, gold_ids.get(q.id, ()), dataset=dataset,
                                            subgraph=subgraph)
             else:
-                record = build_record(reader, q.id, q.question, q.answers, hits, dataset=dataset, margin=args.margin)
+                record = build_record(reader, q.id, q.question, q.answers, hits, dataset=dataset, margin=args.margin,
+                                      gold_ids=gold_ids.get(q.id, ()))
             handle.write(record.to_json() + "\n")
             handle.flush()
             counts["questions"] += 1
@@ -105,7 +106,8 @@ def _train_reranker(args: argparse.Namespace) -> int:
 
     records = [r for path in args.prefs for r in read_records(path)]
     config = RerankerTrainConfig(epochs=args.epochs, batch_questions=args.batch_questions, lr=args.lr,
-                                 max_length=args.max_length, seed=args.seed)
+                                 max_length=args.max_length, seed=args.seed, validation=args.validation,
+                                 labels=args.labels)
     model = tokenizer = None
     if args.init:
         from rag.rerank import load_trained
@@ -192,6 +194,10 @@ def make_parser() -> argparse.ArgumentParser:
     rr.add_argument("--lr", type=float, default=3e-5)
     rr.add_argument("--max-length", type=int, default=192)
     rr.add_argument("--seed", type=int, default=0)
+    rr.add_argument("--validation", type=float, default=0.2,
+                    help="share of questions held out to choose the reranker/dense fusion weight (0: reranker order)")
+    rr.add_argument("--labels", choices=["agreed", "stored"], default="agreed",
+                    help="reader-labelled records: keep a label only where the distant labels agree, or as stored")
     rr.add_argument("--init", help="start from this saved reranker folder instead of the packaged MiniLM")
 
     gate = sub.add_parser("train-gate", help="train the soft relevance gate (a few KB of safetensors)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
@@ -50,6 +51,14 @@ class Prediction:
     seconds: float
     target: str | None = None  # the attacker's answer, when the question was attacked
     conflicts: int = 0  # conflicts the answer reported
+
+
+def ndcg_at(relevance: Sequence[int], k: int = 5) -> float:
+    """NDCG@k of a ranked list of 0/1 relevance labels; NaN when nothing is relevant."""
+    dcg = sum(r / math.log2(i + 2) for i, r in enumerate(relevance[:k]))
+    ideal = sorted(relevance, reverse=True)
+    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal[:k]))
+    return dcg / idcg if idcg else float("nan")
 
 
 def aggregate(predictions: Sequence[Prediction]) -> dict[str, float]:

@@ -264,8 +264,10 @@ class QAPipeline(Runnable[Any, Answer]):
         hits = self._without_orders(hits)[:pool_size]
         if self.reranker is not None and hits:
             scores = self.reranker.score(question, [passage_text(h) for h in hits])
-            hits = [ScoredPassage(h.passage, h.score, {**h.scores, "rerank": round(s, 4)}) for h, s in zip(hits, scores)]
-            hits.sort(key=lambda h: -h.scores["rerank"])
+            fused = self.reranker.fuse([h.score for h in hits], scores)
+            hits = [ScoredPassage(h.passage, h.score, {**h.scores, "rerank": round(s, 4), "fused": round(f, 4)})
+                    for h, s, f in zip(hits, scores, fused)]
+            hits.sort(key=lambda h: -h.scores["fused"])
         if self.gate is None or not self.config.gate_on_passages:
             return hits[: self.config.top_k], hits
         candidates = hits[: self.config.gate_pool]

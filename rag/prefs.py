@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rag.errors import InputError
@@ -34,6 +34,7 @@ class Candidate:
     label: int  # ALIGNED / NEUTRAL / MISLEADING
     aspect: str = "passage"  # "passage" or "triple" (then `dense` is the KG retriever's triple score)
     title: str = ""  # a passage's title; a triple's head entity
+    supporting: bool = False  # an annotated supporting passage of the question (multi-hop data sets)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class PreferenceRecord:
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
     # "reader": labels from the reader's likelihood of the gold answer (DPA-RAG); "gold": distant labels
     # (the passage contains a gold answer or is an annotated supporting passage), for when the reader is
-    # too slow to run over every candidate (on this shared 2-core CPU: ~160 s/question for 8 candidates).
+    # too slow to run over every candidate (on this shared 2-core CPU: 30-70 s/question for 8 candidates);
+    # "reader+gold": reader labels filtered by `agreed_labels` (made at training time, not stored).
     labeler: str = "reader"
     # The other aspects of the question as the gate sees them at answer time (`rag.gate.GateContext` fields:
     # linked entities, triple entities, KG path answers); empty without a KG.
@@ -93,6 +95,34 @@ def label_for(delta: float, margin: float) -> int:
     return NEUTRAL
 
 
+def _supporting(hit: ScoredPassage, gold: set[str]) -> bool:
+    return hit.passage.id in gold or (hit.passage.parent_id or "") in gold
+
+
+def agreed_labels(record: PreferenceRecord) -> PreferenceRecord:
+    """Reader labels kept only where the distant evidence agrees: aligned = the reader's likelihood of the gold
+    answer rises with the passage AND the passage contains the answer or is annotated as supporting;
+    misleading = it falls AND the passage is neither; everything else neutral.
+
+    The likelihood alone is noisy with a small reader: for a yes/no question any passage about the topic raises
+    "yes" (the no-evidence prompt makes the reader refuse), so every candidate came out aligned. Gold-labelled
+    records are returned unchanged."""
+    if record.labeler != "reader":
+        return record
+
+    def agreed(c: Candidate) -> Candidate:
+        if c.aspect != "passage":
+            return c
+        supported = c.contains or c.supporting
+        if c.label == ALIGNED and supported:
+            return c
+        if c.label == MISLEADING and not supported:
+            return c
+        return replace(c, label=NEUTRAL)
+
+    return replace(record, candidates=tuple(agreed(c) for c in record.candidates), labeler="reader+gold")
+
+
 def build_record(
     reader,
     qid: str,
@@ -103,8 +133,11 @@ def build_record(
     dataset: str = "",
     margin: float = 0.2,
     max_answers: int = 3,
+    gold_ids: Sequence[str] = (),
 ) -> PreferenceRecord:
-    """Score every candidate with `reader.score_options` (best of the first `max_answers` gold answers)."""
+    """Score every candidate with `reader.score_options` (best of the first `max_answers` gold answers).
+    `gold_ids` (annotated supporting passages) are recorded for `agreed_labels`, not used in the label."""
+    gold = set(gold_ids)
     options = [a for a in answers if a.strip()][:max_answers]
     if not options:
         raise InputError(f"question {qid!r} has no gold answer to score")
@@ -117,7 +150,8 @@ def build_record(
         delta = loglik - none
         candidates.append(
             Candidate(hit.passage.id, text, round(hit.score, 5), rank, round(loglik, 5), round(delta, 5),
-                      contains_answer(text, answers), label_for(delta, margin))
+                      contains_answer(text, answers), label_for(delta, margin), title=hit.passage.title,
+                      supporting=_supporting(hit, gold))
         )
     return PreferenceRecord(qid, question, tuple(answers), dataset, round(none, 5), tuple(candidates))
 
@@ -140,10 +174,11 @@ def build_record_gold(
     for rank, hit in enumerate(hits):
         text = passage_text(hit)
         contains = contains_answer(text, answers)
-        supporting = hit.passage.id in gold or (hit.passage.parent_id or "") in gold
+        supporting = _supporting(hit, gold)
         candidates.append(
             Candidate(hit.passage.id, text, round(hit.score, 5), rank, 0.0, 0.0, contains,
-                      ALIGNED if contains or supporting else NEUTRAL, title=hit.passage.title)
+                      ALIGNED if contains or supporting else NEUTRAL, title=hit.passage.title,
+                      supporting=supporting)
         )
     candidates.extend(triple_candidates(subgraph, answers))
     from rag.gate import GateContext

@@ -3,6 +3,12 @@ MiniLM weights and trained on the reader's preference labels (rag.prefs) with th
 point-wise BCE (is this passage aligned?), pair-wise BPR (aligned above non-aligned of the same question)
 and list-wise InfoNCE (the aligned passage against all candidates of its question).
 
+The final order fuses the reranker with the dense retriever: alpha * z(reranker logit) + (1 - alpha) *
+z(dense score), z-scored within the question's pool. Alpha is chosen after each epoch on questions held out of
+training (NDCG@5 against their labels) and saved with the weights. With a few hundred training questions a
+MiniLM cross-encoder alone ranked held-out HotpotQA worse than FAISS (NDCG@5 0.59 vs 0.77); fusion keeps what
+the dense order knows, and alpha = 0 says plainly when the reranker adds nothing.
+
 torch/transformers are imported inside functions: importing this module stays cheap.
 """
 
@@ -36,10 +42,19 @@ class RerankerTrainConfig:
     negatives: int = 3
     temperature: float = 1.0  # InfoNCE
     seed: int = 0
+    # Share of the questions held out of training to choose the fusion weight (0: no fusion, reranker order).
+    validation: float = 0.2
+    # Reader-labelled records: "agreed" keeps a reader label only where the distant labels agree
+    # (`rag.prefs.agreed_labels`); "stored" trains on the reader's likelihood labels as they are.
+    labels: str = "agreed"
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_questions <= 0 or self.negatives <= 0:
             raise InputError(f"epochs, batch_questions and negatives must be > 0, got {self}")
+        if not 0.0 <= self.validation < 1.0:
+            raise InputError(f"validation must be in [0, 1), got {self.validation}")
+        if self.labels not in ("agreed", "stored"):
+            raise InputError(f"labels must be 'agreed' or 'stored', got {self.labels!r}")
         if not 16 <= self.max_length <= 512:
             raise InputError(f"max_length must be in [16, 512], got {self.max_length}")
 
@@ -91,7 +106,9 @@ def _save(model: Any, folder: Path, meta: dict) -> None:
     tmp = folder / (WEIGHTS + ".tmp")
     save_file(state, str(tmp), metadata={"format": "pt"})
     tmp.replace(folder / WEIGHTS)  # atomic: a crash mid-save never leaves half a checkpoint
-    (folder / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    meta_tmp = folder / (META + ".tmp")
+    meta_tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    meta_tmp.replace(folder / META)
 
 
 def load_trained(folder: str | Path) -> tuple[Any, Any]:
@@ -109,6 +126,60 @@ def load_trained(folder: str | Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+FUSION_GRID = tuple(round(0.1 * k, 1) for k in range(11))
+
+
+def _zscores(values: Sequence[float]) -> list[float]:
+    if not values:
+        return []
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return [(v - mean) / std if std > 1e-9 else 0.0 for v in values]
+
+
+def fused_scores(dense: Sequence[float], rerank: Sequence[float], alpha: float) -> list[float]:
+    """alpha * z(rerank) + (1 - alpha) * z(dense) over one question's pool (scales differ: logits vs cosines)."""
+    if len(dense) != len(rerank):
+        raise InputError(f"{len(dense)} dense scores for {len(rerank)} reranker scores")
+    return [alpha * r + (1.0 - alpha) * d for d, r in zip(_zscores(dense), _zscores(rerank))]
+
+
+def _ndcg5_of(scores: Sequence[float], labels: Sequence[float]) -> float:
+    from rag.metrics import ndcg_at
+
+    order = sorted(range(len(scores)), key=lambda k: (-scores[k], k))
+    return ndcg_at([int(labels[k] > 0.5) for k in order])
+
+
+def choose_fusion(lists: Sequence[tuple[Sequence[float], Sequence[float], Sequence[float]]]) -> dict[str, float]:
+    """The alpha of `FUSION_GRID` with the best mean NDCG@5 over (dense, rerank, labels) lists; ties go to the
+    smaller alpha (the dense order needs no model). Also the dense-only and reranker-only figures."""
+    def mean_ndcg(alpha: float) -> float:
+        values = [_ndcg5_of(fused_scores(d, r, alpha), y) for d, r, y in lists]
+        values = [v for v in values if not math.isnan(v)]
+        return sum(values) / len(values) if values else float("nan")
+
+    by_alpha = {alpha: mean_ndcg(alpha) for alpha in FUSION_GRID}
+    best = max(FUSION_GRID, key=lambda a: (by_alpha[a], -a))
+    return {"alpha": best, "ndcg5_fused": round(by_alpha[best], 4), "ndcg5_dense": round(by_alpha[0.0], 4),
+            "ndcg5_reranker": round(by_alpha[1.0], 4), "questions": len(lists)}
+
+
+def _score_pairs(model: Any, tokenizer: Any, question: str, texts: Sequence[str], *, max_length: int,
+                 batch_size: int = 16, device: str = "cpu") -> list[float]:
+    import torch
+
+    scores: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            batch = tokenizer([question] * len(chunk), chunk, truncation="only_second", max_length=max_length,
+                              padding=True, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            scores.extend(float(x) for x in model(**batch).float().cpu())
+    return scores
+
+
 def reranker_available(folder: str | Path | None) -> bool:
     return folder is not None and (Path(folder) / WEIGHTS).is_file() and (Path(folder) / META).is_file()
 
@@ -123,6 +194,7 @@ class CrossEncoderReranker:
         self._model: Any = None
         self._tokenizer: Any = None
         self._max_length = 160
+        self.fusion_alpha = 1.0  # folders saved before fusion existed: the reranker's own order
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -132,26 +204,24 @@ class CrossEncoderReranker:
             model, tokenizer = load_trained(self.folder)
             meta = json.loads((self.folder / META).read_text(encoding="utf-8"))
             self._max_length = int(meta.get("max_length", 160))
+            self.fusion_alpha = float(meta.get("fusion_alpha", 1.0))
             model.eval().to(self.device)
             self._tokenizer = tokenizer
             self._model = model
 
     def score(self, question: str, texts: Sequence[str]) -> list[float]:
         """One relevance logit per text (higher = more useful to the reader)."""
-        import torch
-
         self.warm_up()
         if not texts:
             return []
-        scores: list[float] = []
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                chunk = list(texts[start : start + self.batch_size])
-                batch = self._tokenizer([question] * len(chunk), chunk, truncation="only_second",
-                                        max_length=self._max_length, padding=True, return_tensors="pt")
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                scores.extend(float(x) for x in self._model(**batch).float().cpu())
-        return scores
+        with self._lock:
+            return _score_pairs(self._model, self._tokenizer, question, texts, max_length=self._max_length,
+                                batch_size=self.batch_size, device=self.device)
+
+    def fuse(self, dense: Sequence[float], rerank: Sequence[float]) -> list[float]:
+        """The ranking score of each candidate: the reranker fused with the dense score by the trained alpha."""
+        self.warm_up()
+        return fused_scores(dense, rerank, self.fusion_alpha)
 
 
 # ---- training ------------------------------------------------------------------------------------------
@@ -176,6 +246,27 @@ def joint_loss(scores: Any, labels: Any, *, temperature: float = 1.0) -> tuple[A
         pair = listwise = zero
     total = bce + pair + listwise
     return total, {"bce": bce.item(), "pair": pair.item(), "list": listwise.item()}
+
+
+def _validation_lists(records: Sequence[PreferenceRecord]) -> list[tuple[str, list[str], list[float], list[float]]]:
+    """(question, every passage candidate in dense order, their dense scores, labels) of each held-out question."""
+    lists = []
+    for record in records:
+        passages = sorted(record.passages, key=lambda c: c.rank)
+        if any(c.label == 1 for c in passages) and any(c.label != 1 for c in passages):
+            lists.append((record.question, [c.text for c in passages], [c.dense for c in passages],
+                          [float(c.label == 1) for c in passages]))
+    return lists
+
+
+def _split(records: Sequence[PreferenceRecord], share: float, seed: int) -> tuple[list, list]:
+    """(training, validation) records; validation gets `share` of the questions that teach anything."""
+    useful = [r for r in records if any(c.label == 1 for c in r.passages)]
+    order = list(range(len(useful)))
+    random.Random(seed).shuffle(order)
+    n_val = int(len(useful) * share) if len(useful) >= 10 else 0
+    held = set(order[:n_val])
+    return [r for k, r in enumerate(useful) if k not in held], [r for k, r in enumerate(useful) if k in held]
 
 
 def _training_groups(records: Sequence[PreferenceRecord], negatives: int) -> list[tuple[str, list[str], list[float]]]:
@@ -205,10 +296,16 @@ def train_reranker(
     import torch
     from tqdm import tqdm
 
+    from rag.prefs import agreed_labels
+
     config = config or RerankerTrainConfig()
-    groups = _training_groups(records, config.negatives)
+    if config.labels == "agreed":
+        records = [agreed_labels(r) for r in records]
+    train_records, val_records = _split(records, config.validation, config.seed)
+    groups = _training_groups(train_records, config.negatives)
     if not groups:
         raise InputError("no preference record has an aligned candidate: nothing to train on")
+    validation = _validation_lists(val_records)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     if model is None:
@@ -216,7 +313,7 @@ def train_reranker(
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     meta = {"base": None, "max_length": config.max_length, "encoder_config": model.encoder.config.to_dict(),
-            "train": asdict(config), "questions": len(groups)}
+            "train": asdict(config), "questions": len(groups), "fusion_alpha": 1.0}
     out = Path(out)
     history = []
     steps = math.ceil(len(groups) / config.batch_questions)
@@ -245,7 +342,16 @@ def train_reranker(
             optimizer.step()
             totals["loss"] += loss.item()
             bar.set_postfix(loss=f"{totals['loss'] / (step + 1):.3f}")
-        history.append({k: round(v / steps, 4) for k, v in totals.items()})
+        epoch_log: dict[str, Any] = {k: round(v / steps, 4) for k, v in totals.items()}
+        if validation:
+            model.eval()
+            lists = [(dense, _score_pairs(model, tokenizer, q, texts, max_length=config.max_length), labels)
+                     for q, texts, dense, labels in validation]
+            model.train()
+            epoch_log["validation"] = choose_fusion(lists)
+            meta["fusion_alpha"] = epoch_log["validation"]["alpha"]
+        history.append(epoch_log)
         _save(model, out, {**meta, "epochs_done": epoch, "history": history})
     model.eval()
-    return {"out": str(out), "questions": len(groups), "epochs": config.epochs, "history": history}
+    return {"out": str(out), "questions": len(groups), "validation_questions": len(validation),
+            "fusion_alpha": meta["fusion_alpha"], "epochs": config.epochs, "history": history}

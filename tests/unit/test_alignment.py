@@ -27,6 +27,7 @@ from rag.prefs import (
     NEUTRAL,
     Candidate,
     PreferenceRecord,
+    agreed_labels,
     build_record,
     build_record_gold,
     knowledge_identification,
@@ -66,6 +67,31 @@ def test_build_record_labels_by_reader_likelihood() -> None:
     assert example["useful"] == [0] and example["misleading"] == [1] and len(example["passages"]) == 3
     with pytest.raises(InputError):
         build_record(LikelihoodReader(), "q2", "?", ["  "], hits)
+
+
+def test_agreed_labels_keep_reader_labels_the_distant_labels_support() -> None:
+    hits = [hit("a", "Paris is the capital of France.", 0.9), hit("s", "France's capital city", 0.85),
+            hit("b", "a wrong claim", 0.8), hit("h", "helpful but off topic", 0.7),
+            hit("m", "a wrong claim about Paris", 0.6)]
+
+    class Reader(LikelihoodReader):
+        def score_options(self, question, evidence, options):
+            if evidence and "helpful" in evidence[0].text:
+                return [-0.5 for _ in options]  # the reader likes it, but nothing says it is on the answer's side
+            if evidence and "claim about" in evidence[0].text:
+                return [-5.0 for _ in options]  # it names the answer, yet the reader is hurt by it
+            return super().score_options(question, evidence, options)
+
+    record = build_record(Reader(), "q1", "Capital of France?", ["Paris"], hits, gold_ids=["s"])
+    assert [c.label for c in record.candidates] == [ALIGNED, NEUTRAL, MISLEADING, ALIGNED, MISLEADING]
+    assert [c.supporting for c in record.candidates] == [False, True, False, False, False]
+    agreed = agreed_labels(record)
+    # Kept: aligned with the answer in it; misleading without support. Dropped to neutral: the reader's liking
+    # for an unsupported passage, and a "misleading" passage that contains the answer.
+    assert [c.label for c in agreed.candidates] == [ALIGNED, NEUTRAL, MISLEADING, NEUTRAL, NEUTRAL]
+    assert agreed.labeler == "reader+gold" and agreed.question == record.question
+    gold = build_record_gold("q", "Where?", ["Oslo"], [hit("x", "Answer is Oslo.", 0.8)], [])
+    assert agreed_labels(gold) is gold
 
 
 def test_gold_labels_and_roundtrip(tmp_path: Path) -> None:
