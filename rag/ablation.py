@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from rag.gate import auc
 from rag.metrics import contains_answer, ndcg_at, token_f1
-from rag.prefs import contains_answer as passage_contains, passage_text
+from rag.prefs import contains_answer as passage_contains, is_supporting, passage_text
 
 CONFIGS = {"vanilla": (False, False), "+gate": (False, True), "+reranker": (True, False), "+both": (True, True),
            "+gate+soft": (False, True)}  # +gate+soft: the gate, and its kept evidence also as soft prompt vectors
@@ -53,8 +53,7 @@ class Row:
 
 def _relevant(hit, answers: Sequence[str], gold: set[str]) -> int:
     """A candidate's NDCG label: it contains a gold answer or is (a chunk of) an annotated supporting passage."""
-    return int(passage_contains(passage_text(hit), answers) or hit.passage.id in gold
-               or (hit.passage.parent_id or "") in gold)
+    return int(passage_contains(passage_text(hit), answers) or is_supporting(hit, gold))
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -147,17 +146,13 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
             if texts:
                 precisions.append(sum(passage_contains(t, q.answers) for t in texts) / len(texts))
             gold = set(gold_ids.get(q.id, ()))
-
-            def relevant(hit) -> int:
-                return _relevant(hit, q.answers, gold)
-
             if use_gate:
                 for h in pool:
                     if "gate" in h.scores:
                         gate_scores.append(h.scores["gate"])
-                        gate_labels.append(relevant(h))
+                        gate_labels.append(_relevant(h, q.answers, gold))
             if use_reranker:
-                reranked = [relevant(h) for h in pool]
+                reranked = [_relevant(h, q.answers, gold) for h in pool]
                 ndcgs.append(ndcg_at(reranked))
                 recalls.append(float(any(passage_contains(passage_text(h), q.answers) for h in pool[:5])))
             answer = ""
@@ -179,9 +174,10 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
         rows.append(row)
     # The FAISS order's NDCG@5 / answer-recall@5 on the same pool: the reranker's baseline.
     faiss_ndcg, faiss_recall = [], []
+    vanilla = make_config("vanilla", **options)
+    dense = QAPipeline(index, vanilla, embedder=embedder, reader=None).dense
     for q in questions:
-        pool = QAPipeline(index, make_config("vanilla", **options), embedder=embedder, reader=None).dense.retrieve(
-            q.question, top_k=make_config("vanilla").rerank_pool)
+        pool = dense.retrieve(q.question, top_k=vanilla.rerank_pool)
         gold = set(gold_ids.get(q.id, ()))
         rel = [_relevant(h, q.answers, gold) for h in pool]
         faiss_ndcg.append(ndcg_at(rel))

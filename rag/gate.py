@@ -227,11 +227,6 @@ class EvidenceGate:
             x = (torch.tensor(rows, dtype=torch.float32) - self._mean) / self._std
             return [float(w) for w in torch.sigmoid(self._net(x).squeeze(-1))]
 
-    def select(self, question: str, items: Sequence[GateItem], context: GateContext | None = None) -> list[int]:
-        """Indexes of the items the gate keeps (weight > its aspect's threshold), in the given order. May be empty."""
-        weights = self.weights(question, items, context)
-        return [k for k, w in enumerate(weights) if w > self.threshold_for(items[k].aspect)]
-
 
 def kept_best_first(weights: Sequence[float], threshold: float) -> list[int]:
     """Indexes of the weights above `threshold`, highest first (ties in the given order): what the gate passes

@@ -95,7 +95,8 @@ def label_for(delta: float, margin: float) -> int:
     return NEUTRAL
 
 
-def _supporting(hit: ScoredPassage, gold: set[str]) -> bool:
+def is_supporting(hit: ScoredPassage, gold: set[str]) -> bool:
+    """The passage, or the document it was chunked from, is an annotated supporting passage."""
     return hit.passage.id in gold or (hit.passage.parent_id or "") in gold
 
 
@@ -151,7 +152,7 @@ def build_record(
         candidates.append(
             Candidate(hit.passage.id, text, round(hit.score, 5), rank, round(loglik, 5), round(delta, 5),
                       contains_answer(text, answers), label_for(delta, margin), title=hit.passage.title,
-                      supporting=_supporting(hit, gold))
+                      supporting=is_supporting(hit, gold))
         )
     return PreferenceRecord(qid, question, tuple(answers), dataset, round(none, 5), tuple(candidates))
 
@@ -174,7 +175,7 @@ def build_record_gold(
     for rank, hit in enumerate(hits):
         text = passage_text(hit)
         contains = contains_answer(text, answers)
-        supporting = _supporting(hit, gold)
+        supporting = is_supporting(hit, gold)
         candidates.append(
             Candidate(hit.passage.id, text, round(hit.score, 5), rank, 0.0, 0.0, contains,
                       ALIGNED if contains or supporting else NEUTRAL, title=hit.passage.title,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import InputError, ModelLoadError
+from rag.metrics import ndcg_at
 
 if TYPE_CHECKING:
     from rag.prefs import PreferenceRecord
@@ -145,8 +146,6 @@ def fused_scores(dense: Sequence[float], rerank: Sequence[float], alpha: float) 
 
 
 def _ndcg5_of(scores: Sequence[float], labels: Sequence[float]) -> float:
-    from rag.metrics import ndcg_at
-
     order = sorted(range(len(scores)), key=lambda k: (-scores[k], k))
     return ndcg_at([int(labels[k] > 0.5) for k in order])
 

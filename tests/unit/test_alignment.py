@@ -18,6 +18,7 @@ from rag.gate import (
     alignment_features,
     auc,
     items_from_record,
+    kept_best_first,
     question_entities,
     train_gate,
 )
@@ -162,7 +163,8 @@ def test_train_gate_learns_and_loads(tmp_path: Path) -> None:
     assert gate.threshold == summary["threshold"]
     assert gate.threshold_for("passage") == summary["aspect_thresholds"]["passage"]
     assert gate.threshold_for("entity") == gate.threshold  # an aspect it was not trained on: the overall one
-    assert EvidenceGate(out, threshold=1.0).select(records[0].question, items) == []  # it may drop everything
+    closed = EvidenceGate(out, threshold=1.0)
+    assert kept_best_first(closed.weights(records[0].question, items), closed.threshold_for("passage")) == []  # it may drop everything
     with pytest.raises(ModelLoadError, match="train-gate"):
         EvidenceGate(tmp_path / "missing.safetensors").warm_up()
     with pytest.raises(InputError):
@@ -264,7 +266,5 @@ def test_gate_learns_a_threshold_per_aspect(tmp_path: Path) -> None:
 
 
 def test_kept_best_first_orders_by_weight_and_may_keep_nothing() -> None:
-    from rag.gate import kept_best_first
-
     assert kept_best_first([0.2, 0.9, 0.6, 0.9], 0.5) == [1, 3, 2]
     assert kept_best_first([0.2, 0.4], 0.5) == []
