@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import answering
 from rag.errors import InputError
 from rag.metrics import normalize_answer
 from rag.reader import ReaderOutput
@@ -42,17 +43,28 @@ def _contains(needle: str, text: str) -> bool:
 
 
 def signals(
-    output: ReaderOutput, evidence: Sequence[Evidence], *, kg_confidence: float = 0.0, instruction: str | None = None
+    output: ReaderOutput,
+    evidence: Sequence[Evidence],
+    *,
+    question: str = "",
+    kg_confidence: float = 0.0,
+    instruction: str | None = None,
 ) -> dict[str, float]:
-    """`instruction`: a user premise ("Assume the director of X is Y") supports an answer like evidence does."""
+    """An answer is `supported` when some evidence states it, and
+    - a user premise ("Assume the director of X is Y") supports it like evidence does;
+    - a yes/no answer to a yes/no question (answering.polar_answer) is supported when passages were shown: "yes"
+      occurs in no passage, and counting only spans refused every yes/no question (ConflictQA, stop 13);
+    - evidence that never names what the question quotes supports nothing (answering.off_topic)."""
     needle = normalize_answer(output.text)
     passages = [e for e in evidence if e.aspect == "passage"]
     hits = [e for e in evidence if _contains(needle, e.text)]
     instructed = bool(instruction) and _contains(needle, instruction or "")
+    polar = answering.polar_answer(question, output.text) and bool(passages)
+    supported = instructed or ((bool(hits) or polar) and not answering.off_topic(question, evidence))
     return {
         "min_logprob": round(max(output.min_logprob, -20.0), 4),
         "mean_logprob": round(max(output.mean_logprob, -20.0), 4),
-        "supported": float(bool(hits) or instructed),
+        "supported": float(supported),
         "agreement": round(sum(1 for e in passages if e in hits) / len(passages), 4) if passages else 0.0,
         "top_score": round(max((float(e.score) for e in passages), default=0.0), 4),
         "kg_confidence": round(float(kg_confidence), 4),

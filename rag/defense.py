@@ -27,14 +27,9 @@ from typing import Literal, Protocol
 import numpy as np
 
 from rag.errors import InputError
-from rag.metrics import normalize_answer
+from rag.metrics import FILLER_WORDS, normalize_answer
 from rag.reader import ReaderOutput
 from rag.types import Conflict, Evidence
-
-# Words that carry no claim: an answer "the 24" and "24" assert the same thing.
-_FILLER = frozenset(
-    "a an the of in on at to for by and or is are was were be it its this that with as from".split()
-)
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,7 @@ class _Reader(Protocol):
 
 def claim_tokens(answer: str) -> tuple[str, ...]:
     tokens = normalize_answer(answer).split()
-    kept = tuple(t for t in tokens if t not in _FILLER)
+    kept = tuple(t for t in tokens if t not in FILLER_WORDS)
     return kept or tuple(tokens)
 
 

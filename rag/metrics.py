@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
+# Words that carry no claim or name: an answer "the 24" and "24" assert the same thing.
+FILLER_WORDS = frozenset("a an the of in on at to for by and or is are was were be it its this that with as from".split())
 
 
 def normalize_answer(text: str) -> str:

@@ -187,9 +187,9 @@ class QAPipeline(Runnable[Any, Answer]):
                 return self._timed(replace(answer, conflicts=conflicts), timings)
             if verdict.action == "switch" and verdict.output is not None:
                 output, evidence, method = verdict.output, list(verdict.evidence), "defense"
-        signals = calibration.signals(
-            output, evidence, kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction
-        )
+        signals = calibration.signals(output, evidence, question=question,
+                                      kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction)
+        polar = answering.polar_answer(question, output.text)
         confidence, threshold = self._confidence(output, signals)
         if self.config.refusal and confidence < threshold:
             refused = answering.refusal(question, evidence, method="refusal", confidence=confidence)
@@ -199,7 +199,7 @@ class QAPipeline(Runnable[Any, Answer]):
             text=output.text,
             refused=False,
             confidence=confidence,
-            citations=tuple(answering.reader_citations(output, evidence)),
+            citations=tuple(answering.reader_citations(output, evidence, polar=polar)),
             conflicts=conflicts,
             method=method,
             signals=signals,

@@ -28,6 +28,16 @@ SYSTEM_PROMPT = (
     f'If the evidence does not contain the answer and you do not know it, reply exactly "{REFUSAL}".'
 )
 
+# Added for yes/no questions only, so every other prompt stays as tuned. Tuned on the odd lines of ConflictQA
+# (chatgpt passages, one passage shown): the reader answered as the passage says on 55 of 80 reads with it,
+# 44 without it, and 10 of those 80 answers were neither yes nor no (docs/RESULTS.md, stop 13).
+POLAR_RULE = ("For a yes/no question, reply Yes or No exactly as the evidence says; "
+              "if the evidence says it is not so, reply No.")
+# How a yes/no question opens ("Is ...", "Did ...", "Can ..."). "Is X or Y older?" asks for a choice instead.
+_POLAR_OPENERS = frozenset(
+    "is are was were am do does did can could will would shall should has have had may might must".split()
+)
+
 # Chat-template control tokens of the common families (ChatML, Llama/Mistral, Zephyr/Phi), plus any
 # generic <|...|> special token.
 _CONTROL_TOKENS = re.compile(
@@ -56,6 +66,11 @@ def sanitize(text: str) -> str:
     text = _SPACES.sub(" ", text)
     text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
+
+
+def is_polar_question(question: str) -> bool:
+    words = question.lower().split()
+    return bool(words) and words[0] in _POLAR_OPENERS and "or" not in re.findall(r"\w+", question.lower())
 
 
 def truncate_words(text: str, max_words: int) -> str:
@@ -132,7 +147,8 @@ def build_messages(
             f"Instruction (overrides the evidence where they disagree; answer as if it were true): {sanitize(instruction)}"
         )
     parts.append(f"Question: {sanitize(question)}")
+    system = f"{SYSTEM_PROMPT}\n{POLAR_RULE}" if is_polar_question(question) else SYSTEM_PROMPT
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": system},
         {"role": "user", "content": "\n\n".join(parts)},
     ]

@@ -107,6 +107,39 @@ def test_reader_citations_by_label_or_by_support() -> None:
     assert answering.reader_citations(output("Berlin"), evidence) == []
 
 
+def test_yes_no_answers() -> None:
+    assert answering.polar_answer("Can you buy Casio products at Petco?", "Yes, you can buy them")
+    assert answering.polar_answer("Is Disneyland Paris the largest Disney resort?", "No.")
+    assert not answering.polar_answer("Is Disneyland Paris the largest Disney resort?", "Walt Disney World")
+    assert not answering.polar_answer("Who says yes?", "Yes")  # not a yes/no question
+    assert not answering.polar_answer("Is it?", "Yesterday")
+
+
+def test_a_yes_no_answer_cites_the_passages_it_was_judged_on() -> None:
+    evidence = [
+        Evidence("triple", "A|r|B", "A r B", 0.9, "T1"),
+        Evidence("passage", "p1", "Petco sells pet food.", 0.5, "P1"),
+        Evidence("passage", "p2", "Casio makes watches.", 0.4, "P2"),
+    ]
+    assert answering.reader_citations(output("No"), evidence) == []
+    assert [c.id for c in answering.reader_citations(output("No"), evidence, polar=True)] == ["p1", "p2"]
+
+
+def test_evidence_that_never_names_the_quoted_title_is_off_topic() -> None:
+    question = 'Who wrote the paper "Perfectly Secure Steganography Using Minimum Entropy Coupling"?'
+    assert answering.quoted_names(question) == ["Perfectly Secure Steganography Using Minimum Entropy Coupling"]
+    assert answering.quoted_names("Who sang \u201cThriller\u201d?") == ["Thriller"]
+    assert answering.quoted_names('Who said "hi"?') == []  # too short to name anything
+    packet = Evidence("passage", "p1", "Donald Davies designed packet switching at the NPL.", 0.3, "P1")
+    paper = Evidence("passage", "p2", "Perfectly secure steganography using minimum-entropy coupling was "
+                     "written by Christian Schroeder de Witt and others.", 0.3, "P2")
+    assert answering.off_topic(question, [packet])
+    assert not answering.off_topic(question, [packet, paper])
+    assert not answering.off_topic("Who designed packet switching?", [packet])  # nothing quoted
+    assert answering.mentions("Minimum Entropy Coupling", "the minimum entropy coupling of two laws")
+    assert not answering.mentions("Minimum Entropy Coupling", "entropy")
+
+
 def test_refusal_keeps_closest_evidence() -> None:
     evidence = [Evidence("passage", f"p{i}", f"text {i}", 1.0 - i / 10, f"P{i}") for i in range(5)]
     answer = answering.refusal("q", evidence, method="refusal", confidence=0.12345)

@@ -79,3 +79,20 @@ def test_an_instruction_supports_the_answer_it_states() -> None:
     assert signals(output, EVIDENCE)["supported"] == 0.0
     assert signals(output, EVIDENCE, instruction="Assume the director of X is Kirby Dick.")["supported"] == 1.0
     assert signals(output, EVIDENCE, instruction="Assume the director of X is Y.")["supported"] == 0.0
+
+
+def test_a_yes_no_answer_is_supported_by_shown_passages_not_by_containing_yes() -> None:
+    question = "Is Paris the capital of France?"
+    assert signals(make_output("Yes", [-0.3]), EVIDENCE, question=question)["supported"] == 1.0
+    assert signals(make_output("Yes", [-0.3]), EVIDENCE)["supported"] == 0.0  # the question is not yes/no
+    triples_only = [e for e in EVIDENCE if e.aspect == "triple"]
+    assert signals(make_output("Yes", [-0.3]), triples_only, question=question)["supported"] == 0.0
+
+
+def test_an_answer_from_evidence_that_never_names_the_quoted_title_is_unsupported() -> None:
+    output = make_output("Paris", [-0.2])
+    assert signals(output, EVIDENCE, question='Who wrote "The Capital of the World"?')["supported"] == 0.0
+    assert signals(output, EVIDENCE, question='Where is "the capital of France"?')["supported"] == 1.0
+    # A user premise still supports what it states.
+    assert signals(output, EVIDENCE, question='Who wrote "The Capital of the World"?',
+                   instruction="Assume the author is Paris.")["supported"] == 1.0

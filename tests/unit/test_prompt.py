@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from rag.errors import InputError
-from rag.prompt import REFUSAL, build_messages, render_evidence, sanitize
+from rag.prompt import POLAR_RULE, REFUSAL, build_messages, is_polar_question, render_evidence, sanitize
 from rag.reader import ReaderConfig, ReaderOutput, make_output, parse_answer
 from rag.types import Evidence
 
@@ -167,3 +167,15 @@ def test_fallback_attribution_when_model_cites_nothing() -> None:
     assert make_output("Paris [P1]", [-0.1], evidence).cited_labels == ("P1",)  # the model's own citation wins
     assert make_output("Par", [-0.1], evidence).cited_labels == ()  # whole words only
     assert make_output("I don't know", [-0.1], evidence).cited_labels == ()
+
+
+def test_yes_no_questions_and_their_rule() -> None:
+    assert is_polar_question("Did land owners elect their rulers in the Kingdom of Hungary?")
+    assert is_polar_question("can you buy Casio products at Petco")
+    assert not is_polar_question("Is Paris or Lyon bigger?")  # a choice, not yes/no
+    assert not is_polar_question("Who is the director of Choke?")
+    assert not is_polar_question("")
+    polar = build_messages("Does Petco sell watches?", [], instruction=None)[0]["content"]
+    other = build_messages("What does Petco sell?", [], instruction=None)[0]["content"]
+    assert polar.endswith(POLAR_RULE)
+    assert POLAR_RULE not in other  # every other prompt stays as tuned
