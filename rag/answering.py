@@ -14,6 +14,7 @@ from rag.prompt import is_polar_question
 from rag.reader import ReaderOutput
 from rag.types import Answer, Citation, Evidence, ScoredPassage
 
+
 def polar_answer(question: str, answer_text: str) -> bool:
     """A yes/no answer to a yes/no question: a judgment over the evidence, not a span copied from it, so
     "occurs in the evidence" cannot be its support test."""

@@ -4,7 +4,7 @@ For one source model, ConflictQA gives a question two opposite claims (`memory_a
 with a passage written for each. A claim is mapped to yes/no by its negation: of the pair, the claim with
 more negation words ("not", "n't", "never", "no") says "no" (kept only when exactly one side negates more).
 The passage whose claim disagrees with StrategyQA's ground truth is the planted false claim: the questions
-file gets `answers` = [truth] and `target` = [the false yes/no], so `rag eval` scores `asr` (share of answers
+file gets `answers` = [truth] and `target` = the false yes/no, so `rag eval` scores `asr` (share of answers
 repeating the planted claim) and `conflicts` (share with a conflict reported). Both passages go into one
 passages file to index (`--sides true`: only the true one, the control without a conflict). Odd lines
 (1-based) are kept for tuning, so by default the set is built from even ones.
