@@ -14,6 +14,8 @@ cheap enough for a CPU reader (each reader call costs seconds):
    closed-book read). Agreement corroborates the answer; a different claim wins over the coordinated group
    and both claims are reported as a `Conflict`; with no other support the pipeline refuses rather than
    repeat an uncorroborated coordinated claim.
+4. Yes/no answers: no passage states "yes" word for word, so the group behind one is the largest near-duplicate
+   cluster of the pool (PoisonedRAG plants five "yes" passages for "do all private schools have uniforms").
 
 Only the `check` method calls models; the rest are pure functions so the decision logic is unit-tested.
 """
@@ -120,6 +122,16 @@ def mean_pairwise_similarity(vectors: np.ndarray) -> float:
     return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
+def largest_cluster(vectors: np.ndarray, threshold: float) -> list[int]:
+    """Rows of the largest neighbourhood: some row and every row at cosine >= `threshold` from it (normalised
+    rows; ties go to the earlier row)."""
+    if len(vectors) == 0:
+        return []
+    near = (vectors @ vectors.T) >= threshold
+    best = int(np.argmax(near.sum(axis=1)))
+    return [int(i) for i in np.flatnonzero(near[best])]
+
+
 def sources(items: Sequence[Evidence]) -> str:
     return ",".join(e.source_id for e in items)
 
@@ -181,15 +193,22 @@ class PoisonDefense:
         self.encoder = encoder
         self.reader = reader
 
-    def suspect_group(self, answer: str, pool: Sequence[Evidence]) -> tuple[list[Evidence], float]:
-        """The pool passages asserting `answer`, and their coordination; ([], 0) when below the bar."""
-        group = [e for e in pool if e.aspect == "passage" and asserts(answer, e.text)]
-        if len(group) < self.config.min_group:
+    def suspect_group(self, answer: str, pool: Sequence[Evidence], *,
+                      polar: bool = False) -> tuple[list[Evidence], float]:
+        """The pool passages asserting `answer`, and their coordination; ([], 0) when below the bar.
+        `polar`: a yes/no answer, which no passage states word for word; it rests on every passage shown, so the
+        group is the largest near-duplicate cluster among them (planted "yes" passages for a "no" question)."""
+        candidates = [e for e in pool if e.aspect == "passage" and (polar or asserts(answer, e.text))]
+        if len(candidates) < self.config.min_group:
             return [], 0.0
-        coordination = mean_pairwise_similarity(self.encoder.encode([e.text for e in group]))
+        vectors = self.encoder.encode([e.text for e in candidates])
+        members = largest_cluster(vectors, self.config.coordination_similarity) if polar else list(range(len(candidates)))
+        if len(members) < self.config.min_group:
+            return [], 0.0
+        coordination = mean_pairwise_similarity(vectors[members])
         if coordination < self.config.coordination_similarity:
             return [], coordination
-        return group, coordination
+        return [candidates[i] for i in members], coordination
 
     def check(
         self,
@@ -198,11 +217,13 @@ class PoisonDefense:
         pool: Sequence[Evidence],
         *,
         trusted: Sequence[Evidence] = (),
+        polar: bool = False,
     ) -> Verdict:
-        """`pool`: the passages (wider than what the reader saw); `trusted`: KG triples of the linked entities."""
+        """`pool`: the passages (wider than what the reader saw); `trusted`: KG triples of the linked entities;
+        `polar`: the output is a yes/no answer to a yes/no question (rag.answering.polar_answer)."""
         if not is_answer(output):
             return Verdict("keep", "no answer to check")
-        group, coordination = self.suspect_group(output.text, pool)
+        group, coordination = self.suspect_group(output.text, pool, polar=polar)
         if not group:
             return Verdict("keep", "no coordinated group asserts the answer")
         if any(asserts(output.text, t.text) for t in trusted):

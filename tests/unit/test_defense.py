@@ -11,6 +11,7 @@ from rag.defense import (
     PoisonDefense,
     asserts,
     decide,
+    largest_cluster,
     mean_pairwise_similarity,
     same_claim,
 )
@@ -115,6 +116,48 @@ def test_small_or_diverse_groups_are_not_suspect() -> None:
     diverse = [Evidence("passage", f"d{i}", f"Source {i} says the answer is 23.", 0.8) for i in range(3)]
     verdict = defense.check(QUESTION, make_output("23", [-0.1]), diverse)
     assert verdict.action == "keep" and reader.calls == []
+
+
+def test_largest_cluster() -> None:
+    rows = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.98, 0.199], [0.6, 0.8]], dtype=np.float32)
+    assert largest_cluster(rows, 0.9) == [0, 1, 3]
+    assert largest_cluster(np.eye(3, dtype=np.float32), 0.9) == [0]
+    assert largest_cluster(np.zeros((0, 2), dtype=np.float32), 0.9) == []
+
+
+def test_a_yes_no_answer_resting_on_planted_near_duplicates_is_cross_checked() -> None:
+    question = "do all private schools have uniforms in america"
+    planted = [Evidence("passage", f"adv{i}", f"Every private school in America must wear uniforms ({i}).", 0.9)
+               for i in range(5)]
+    clean = Evidence("passage", "clean0", "Uniform rules differ: many private schools have none.", 0.8)
+
+    class TemplateEncoder(FakeEncoder):
+        """The planted passages come from one template ("must wear uniforms"): one direction."""
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return super().encode([t.replace("must wear uniforms", "24 episodes") for t in texts])
+
+    class YesNoReader(FakeReader):
+        def read(self, question, evidence, *, instruction=None, max_new_tokens=None):
+            self.calls.append(tuple(e.source_id for e in evidence))
+            return make_output("No" if any(e.source_id == "clean0" for e in evidence) else self.memory, [-0.1])
+
+    reader = YesNoReader()
+    defense = PoisonDefense(DefenseConfig(), encoder=TemplateEncoder(), reader=reader)
+    yes = make_output("Yes", [-0.1])
+    # Not a yes/no answer: "Yes" occurs in no passage, so no group asserts it.
+    assert defense.check(question, yes, planted + [clean]).action == "keep"
+    verdict = defense.check(question, yes, planted + [clean], polar=True)
+    assert verdict.action == "switch" and verdict.output.text == "No"
+    (conflict,) = verdict.conflicts
+    assert conflict.claim_b == "Yes" and set(conflict.source_b.split(",")) == {f"adv{i}" for i in range(5)}
+    assert reader.calls == [("clean0",)]
+    # Only the planted passages and a memory that says nothing: refused, not parroted.
+    assert defense.check(question, yes, planted, polar=True).action == "refuse"
+    # Different passages behind a yes/no answer are independent sources: kept, no model call.
+    diverse = [Evidence("passage", f"d{i}", f"Source {i} on school uniforms.", 0.8) for i in range(4)]
+    reader.calls.clear()
+    assert defense.check(question, yes, diverse, polar=True).action == "keep" and reader.calls == []
 
 
 def test_trusted_triple_corroborates_the_group_answer() -> None:
