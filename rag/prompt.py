@@ -30,7 +30,7 @@ SYSTEM_PROMPT = (
 
 # Added for yes/no questions only, so every other prompt stays as tuned. Tuned on the odd lines of ConflictQA
 # (chatgpt passages, one passage shown): the reader answered as the passage says on 55 of 80 reads with this
-# line and on 44 without it, when 10 of the 80 answers were neither yes nor no (docs/RESULTS.md, stop 13).
+# line and on 44 without it, when 10 of the 80 answers were neither yes nor no (bench/polar_probe.py).
 POLAR_RULE = ("For a yes/no question, reply Yes or No exactly as the evidence says; "
               "if the evidence says it is not so, reply No.")
 # How a yes/no question opens ("Is ...", "Did ...", "Can ..."). "Is X or Y older?" asks for a choice instead.
