@@ -55,6 +55,9 @@ class PipelineConfig:
     # Amar's original form (rag.soft_prompt): gated evidence embeddings as soft prompt vectors in front of the
     # text prompt. None = off; a path = the projector trained by `python -m rag.align train-soft-prompt`.
     soft_prompt_path: str | None = None
+    # The reader's LoRA-DPO adapter (python -m rag.train_reader train --out INDEX/models/reader-lora). None = on
+    # when that folder holds one and `reader.adapter` is unset; True = required; False = the base reader.
+    use_reader_adapter: bool | None = None
     refusal: bool = True
     # Answer.confidence is the packaged calibrated model's (rag.calibration) when one ships, else the hand-set
     # rule (answering.reader_confidence). The reader's answer is kept when confidence reaches the threshold:
@@ -103,6 +106,7 @@ _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
         "relative_passage_score": 0.0,
         "use_reranker": False,
         "use_gate": False,
+        "use_reader_adapter": False,
     },
     # Structure only: KG candidates, no reader; refuses when the KG has no answer.
     "kg-only": {"use_reader": False},

@@ -23,7 +23,7 @@ from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
 from rag.errors import InputError, ModelLoadError
 from rag.gate import EvidenceGate, GateContext, GateItem, kept_best_first
-from rag.models import resolve_cache_dir
+from rag.models import ADAPTER_CONFIG, ADAPTER_WEIGHTS, resolve_cache_dir
 from rag.prefs import passage_text
 from rag.reader import ReaderConfig, TransformersReader
 from rag.rerank import CrossEncoderReranker, reranker_available
@@ -87,7 +87,7 @@ class QAPipeline(Runnable[Any, Answer]):
             raise InputError(
                 f"embedder {index.embedder_name!r} gives {embedder.dimension}-d vectors but the index holds {index.dimension}-d"
             )
-        reader = TransformersReader(soft_prompt_reader_config(config)) if config.use_reader else None
+        reader = TransformersReader(aligned_reader_config(index_dir, config)) if config.use_reader else None
         if reader is not None:
             reader.validate()
             if config.soft_prompt_path:
@@ -308,6 +308,24 @@ def soft_prompt_reader_config(config: PipelineConfig) -> ReaderConfig:
         raise InputError(f"the soft prompt {config.soft_prompt_path} was trained with the reader adapter {adapter}, "
                          f"but the reader is set to {config.reader.adapter}: use one")
     return replace(config.reader, adapter=str(adapter))
+
+
+READER_ADAPTER_DIR = "reader-lora"
+
+
+def aligned_reader_config(index_dir: str | Path, config: PipelineConfig) -> ReaderConfig:
+    """The reader's config with its LoRA adapter: the one named in the config (or trained with the soft prompt),
+    else INDEX/models/reader-lora when it holds one and `use_reader_adapter` is not False."""
+    reader = soft_prompt_reader_config(config)
+    if reader.adapter or config.use_reader_adapter is False:
+        return reader
+    folder = Path(index_dir) / "models" / READER_ADAPTER_DIR
+    if (folder / ADAPTER_CONFIG).is_file() and (folder / ADAPTER_WEIGHTS).is_file():
+        return replace(reader, adapter=str(folder))
+    if config.use_reader_adapter:
+        raise ModelLoadError(f"use_reader_adapter is on but no adapter in {folder}; train one with: "
+                             f"python -m rag.train_reader train --prefs PREFS --out {folder}")
+    return reader
 
 
 def load_alignment(index_dir: str | Path, config: PipelineConfig) -> tuple[CrossEncoderReranker | None, EvidenceGate | None]:

@@ -61,12 +61,16 @@ class TrainConfig:
     limit_pairs: int | None = None
     seed: int = 0
     threads: int | None = None
+    # "auto": a CUDA GPU when torch sees one (the same fp32 run, minutes instead of ~2 h on 2 CPU cores).
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "lora_r", "lora_alpha", "max_length", "save_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise InputError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if not 0 < self.beta <= 10:
             raise InputError(f"TrainConfig.beta must be in (0, 10], got {self.beta!r}")
         if not 0 < self.learning_rate < 1:
@@ -92,8 +96,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         from trl import DPOConfig, DPOTrainer
     except ImportError as exc:
         raise ModelLoadError(f"training needs the 'train' extra: pip install -e '.[train]' ({exc})") from exc
-    from rag.models import load_causal_lm
+    from rag.models import load_causal_lm, resolve_device
 
+    device = resolve_device(config.device)
     rows = read_prefs(Path(config.prefs))
     if config.limit_pairs is not None:
         rows = rows[: config.limit_pairs]
@@ -104,7 +109,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     out = Path(config.out)
     checkpoints = out / "checkpoints"
     dataset = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows])
-    model, tokenizer = load_causal_lm(config.model, device="cpu", dtype="float32")
+    model, tokenizer = load_causal_lm(config.model, device=device, dtype="float32")
     model.train()
     args = DPOConfig(
         output_dir=str(checkpoints),
@@ -122,7 +127,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         save_steps=config.save_steps,
         save_total_limit=2,
         report_to=[],
-        use_cpu=True,
+        use_cpu=device == "cpu",
         bf16=False,
         seed=config.seed,
         disable_tqdm=False,
@@ -230,10 +235,12 @@ def score(items: Sequence[EvalItem], outputs: Sequence[Any]) -> dict[str, float]
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
-def run_reader(items: Sequence[EvalItem], adapter: str | None, model: str = DEFAULT_READER) -> list[Any]:
+def run_reader(
+    items: Sequence[EvalItem], adapter: str | None, model: str = DEFAULT_READER, device: str = "cpu"
+) -> list[Any]:
     from rag.reader import ReaderConfig, TransformersReader
 
-    reader = TransformersReader(ReaderConfig(model=model, device="cpu", adapter=adapter))
+    reader = TransformersReader(ReaderConfig(model=model, device=device, adapter=adapter))
     outputs = []
     for number, item in enumerate(items, start=1):
         outputs.append(reader.read(item.question, list(item.evidence)))
@@ -251,7 +258,14 @@ class _Out:
 
 
 def evaluate(
-    data: Path, adapter: str, *, squad_each: int, poisoned: int, out: Path | None, which: str = "both"
+    data: Path,
+    adapter: str,
+    *,
+    squad_each: int,
+    poisoned: int,
+    out: Path | None,
+    which: str = "both",
+    device: str = "cpu",
 ) -> dict[str, dict]:
     """Base reader and reader + adapter on the same held-out prompts. With `out`, each reader's predictions go
     to OUT/predictions-<reader>.jsonl and are reused when they cover the same items (so the base run and the
@@ -270,7 +284,7 @@ def evaluate(
             if [r["id"] for r in rows] == ids:
                 outputs = [_Out(r["answer"], r["refused"]) for r in rows]
         if outputs is None:
-            outputs = run_reader(items, path)
+            outputs = run_reader(items, path, device=device)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 with cache.open("w", encoding="utf-8") as handle:
@@ -324,6 +338,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit-pairs", type=int)
     t.add_argument("--threads", type=int)
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=TrainConfig.device,
+                   help="auto: a CUDA GPU when there is one (fp32 either way)")
     e = sub.add_parser("evaluate", help="held-out refusal and poisoning metrics, base reader vs with the adapter")
     e.add_argument("--data", default="/work/data_prepared")
     e.add_argument("--adapter", required=True)
@@ -331,6 +347,8 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--poisoned", type=int, default=30)
     e.add_argument("--which", choices=["both", "base", "lora-dpo"], default="both")
     e.add_argument("--out", help="folder for metrics and per-reader predictions (reused when present)")
+    e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="where both readers run (cuda: bf16, so figures can differ slightly from the CPU's fp32)")
     return parser
 
 
@@ -357,13 +375,13 @@ def main(argv: list[str] | None = None) -> int:
                 grad_accum=args.grad_accum, learning_rate=args.lr, beta=args.beta, lora_r=args.lora_r,
                 lora_alpha=2 * args.lora_r,
                 lora_last_layers=args.lora_last_layers or None, max_length=args.max_length, save_steps=args.save_steps,
-                limit_pairs=args.limit_pairs, threads=args.threads,
+                limit_pairs=args.limit_pairs, threads=args.threads, device=args.device,
             )
             print(f"adapter saved to {train(config, resume=args.resume)}")
         else:
             table = evaluate(
                 Path(args.data), args.adapter, squad_each=args.squad2_each, poisoned=args.poisoned,
-                out=Path(args.out) if args.out else None, which=args.which,
+                out=Path(args.out) if args.out else None, which=args.which, device=args.device,
             )
             print(format_table(table))
     except KgragError as exc:

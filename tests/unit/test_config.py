@@ -66,3 +66,34 @@ def test_invalid_values(options: dict, needle: str) -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         PipelineConfig().top_k = 3  # type: ignore[misc]
+
+
+def _adapter_folder(root):
+    folder = root / "models" / "reader-lora"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA"}', encoding="utf-8")
+    (folder / "adapter_model.safetensors").write_bytes(b"")
+    return folder
+
+
+def test_a_reader_adapter_in_the_index_is_used_unless_switched_off(tmp_path) -> None:
+    from rag.pipeline import aligned_reader_config
+
+    assert aligned_reader_config(tmp_path, make_config("default")).adapter is None  # none trained yet
+    folder = _adapter_folder(tmp_path)
+    assert aligned_reader_config(tmp_path, make_config("default")).adapter == str(folder)
+    assert aligned_reader_config(tmp_path, make_config("default", use_reader_adapter=False)).adapter is None
+    assert aligned_reader_config(tmp_path, make_config("vanilla")).adapter is None  # plain RAG: the base reader
+    chosen = aligned_reader_config(tmp_path, make_config("default", reader_adapter="/elsewhere/lora"))
+    assert chosen.adapter == "/elsewhere/lora"  # the user's own choice wins
+
+
+def test_a_required_reader_adapter_that_is_missing_names_the_training_command(tmp_path) -> None:
+    from rag.errors import ModelLoadError
+    from rag.pipeline import aligned_reader_config
+
+    with pytest.raises(ModelLoadError, match="rag.train_reader train"):
+        aligned_reader_config(tmp_path, make_config("default", use_reader_adapter=True))
+    (tmp_path / "models" / "reader-lora").mkdir(parents=True)  # a folder without weights is not an adapter
+    with pytest.raises(ModelLoadError, match="no adapter"):
+        aligned_reader_config(tmp_path, make_config("default", use_reader_adapter=True))

@@ -20,7 +20,7 @@ from rag.preferences import (
     write_prefs,
 )
 from rag.prompt import REFUSAL, build_messages
-from rag.train_reader import EvalItem, _Out, heldout_items, main, score
+from rag.train_reader import EvalItem, TrainConfig, _Out, heldout_items, main, score
 from rag.types import Evidence
 
 
@@ -175,3 +175,10 @@ def test_knowledge_identification_pairs_reject_a_distractor_answer(tmp_path: Pat
     assert pair.rejected in ("Sean Connery", "Charlotte Rampling", "Sean Connery and Charlotte Rampling")
     assert [e.source_id for e in pair.evidence] == ["a", "b"]
     assert list(knowledge_identification_pairs([kid], limit=0)) == []
+
+
+def test_train_config_names_a_bad_device_before_any_model_loads() -> None:
+    assert TrainConfig(prefs="p", out="o").device == "auto"  # a CUDA GPU when torch sees one, else the CPU
+    assert TrainConfig(prefs="p", out="o", device="cuda:1").device == "cuda:1"
+    with pytest.raises(InputError, match="TrainConfig.device"):
+        TrainConfig(prefs="p", out="o", device="tpu")
