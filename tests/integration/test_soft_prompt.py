@@ -3,6 +3,7 @@ the reader's input space, trained with the reader frozen, saved as safetensors, 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,13 @@ def test_lora_adapter_trained_with_the_projector_reaches_the_pipeline(default_pi
     assert pipeline.reader.base.config.adapter == str(folder)
     # Two small steps from LoRA's zero init towards the gold answer leave the reader answering it.
     assert "Zardoz" in pipeline.reader.read(QUESTION, EVIDENCE).text
+
+    # The same adapter trained into an index's models/reader-lora is used without being named (a copy of the
+    # shared sample index, so other tests keep the base reader), and can be switched off.
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index, symlinks=True)
+    shutil.copytree(folder, index / "models" / "reader-lora")
+    found = QAPipeline.load(index, device="cpu")
+    assert found.reader.config.adapter == str(index / "models" / "reader-lora")
+    assert "Zardoz" in found.reader.read(QUESTION, EVIDENCE).text
+    assert QAPipeline.load(index, device="cpu", use_reader_adapter=False).reader.config.adapter is None
