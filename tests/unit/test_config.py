@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag.config import PRESETS, PipelineConfig, make_config
@@ -68,7 +70,7 @@ def test_config_is_frozen() -> None:
         PipelineConfig().top_k = 3  # type: ignore[misc]
 
 
-def _adapter_folder(root):
+def _adapter_folder(root: Path) -> Path:
     folder = root / "models" / "reader-lora"
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text('{"peft_type": "LORA"}', encoding="utf-8")
@@ -76,7 +78,7 @@ def _adapter_folder(root):
     return folder
 
 
-def test_a_reader_adapter_in_the_index_is_used_unless_switched_off(tmp_path) -> None:
+def test_a_reader_adapter_in_the_index_is_used_unless_switched_off(tmp_path: Path) -> None:
     from rag.pipeline import aligned_reader_config
 
     assert aligned_reader_config(tmp_path, make_config("default")).adapter is None  # none trained yet
@@ -88,7 +90,7 @@ def test_a_reader_adapter_in_the_index_is_used_unless_switched_off(tmp_path) -> 
     assert chosen.adapter == "/elsewhere/lora"  # the user's own choice wins
 
 
-def test_a_required_reader_adapter_that_is_missing_names_the_training_command(tmp_path) -> None:
+def test_a_required_reader_adapter_that_is_missing_names_the_training_command(tmp_path: Path) -> None:
     from rag.errors import ModelLoadError
     from rag.pipeline import aligned_reader_config
 
