@@ -174,13 +174,13 @@ class QAPipeline(Runnable[Any, Answer]):
             return self._timed(answering.refusal(question, evidence, method="reader"), timings)
         conflicts: tuple = ()
         method = "reader"
-        polar = answering.polar_answer(question, output.text)
         # A user instruction may state a counterfactual premise on purpose: it is followed, not cross-checked.
         if self.defense is not None and not instruction:
             started = time.perf_counter()
             trusted = [e for e in evidence if e.aspect == "triple"]
             pool_evidence = answering.make_evidence(None, pool, max_triples=0)
-            verdict = self.defense.check(question, output, pool_evidence, trusted=trusted, polar=polar)
+            verdict = self.defense.check(question, output, pool_evidence, trusted=trusted,
+                                         polar=answering.polar_answer(question, output.text))
             timings["defense"] = time.perf_counter() - started
             conflicts = verdict.conflicts
             if verdict.action == "refuse":
@@ -188,7 +188,6 @@ class QAPipeline(Runnable[Any, Answer]):
                 return self._timed(replace(answer, conflicts=conflicts), timings)
             if verdict.action == "switch" and verdict.output is not None:
                 output, evidence, method = verdict.output, list(verdict.evidence), "defense"
-                polar = answering.polar_answer(question, output.text)
         signals = calibration.signals(output, evidence, question=question,
                                       kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction)
         confidence, threshold = self._confidence(output, signals)
@@ -200,7 +199,8 @@ class QAPipeline(Runnable[Any, Answer]):
             text=output.text,
             refused=False,
             confidence=confidence,
-            citations=tuple(answering.reader_citations(output, evidence, polar=polar)),
+            citations=tuple(answering.reader_citations(output, evidence,
+                                                       polar=answering.polar_answer(question, output.text))),
             conflicts=conflicts,
             method=method,
             signals=signals,

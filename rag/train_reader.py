@@ -241,11 +241,15 @@ def run_reader(
     from rag.reader import ReaderConfig, TransformersReader
 
     reader = TransformersReader(ReaderConfig(model=model, device=device, adapter=adapter))
+    reader.warm_up()  # the model loads here, so the reads below time reading only
     outputs = []
+    started = time.perf_counter()
     for number, item in enumerate(items, start=1):
         outputs.append(reader.read(item.question, list(item.evidence)))
         if number % 10 == 0:
             logger.info("%s: %d/%d", adapter or "base", number, len(items))
+    seconds = (time.perf_counter() - started) / max(len(items), 1)
+    logger.info("%s on %s: %.2f s a question", adapter or "base", device, seconds)
     return outputs
 
 
@@ -266,6 +270,7 @@ def evaluate(
     out: Path | None,
     which: str = "both",
     device: str = "cpu",
+    model: str = DEFAULT_READER,
 ) -> dict[str, dict]:
     """Base reader and reader + adapter on the same held-out prompts. With `out`, each reader's predictions go
     to OUT/predictions-<reader>.jsonl and are reused when they cover the same items (so the base run and the
@@ -284,7 +289,7 @@ def evaluate(
             if [r["id"] for r in rows] == ids:
                 outputs = [_Out(r["answer"], r["refused"]) for r in rows]
         if outputs is None:
-            outputs = run_reader(items, path, device=device)
+            outputs = run_reader(items, path, model=model, device=device)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 with cache.open("w", encoding="utf-8") as handle:
@@ -343,6 +348,7 @@ def make_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="held-out refusal and poisoning metrics, base reader vs with the adapter")
     e.add_argument("--data", default="/work/data_prepared")
     e.add_argument("--adapter", required=True)
+    e.add_argument("--model", default=DEFAULT_READER, help="the base reader the adapter was trained on")
     e.add_argument("--squad2-each", type=int, default=20)
     e.add_argument("--poisoned", type=int, default=30)
     e.add_argument("--which", choices=["both", "base", "lora-dpo"], default="both")
@@ -382,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             table = evaluate(
                 Path(args.data), args.adapter, squad_each=args.squad2_each, poisoned=args.poisoned,
                 out=Path(args.out) if args.out else None, which=args.which, device=args.device,
+                model=args.model,
             )
             print(format_table(table))
     except KgragError as exc:
