@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import rag.prompt as prompt
 from rag.reader import ReaderConfig, TransformersReader
+from rag.stance import polarity
 from rag.types import Evidence
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from make_conflictqa import polarity  # noqa: E402
 
 WORDINGS = {
     "no yes/no line": None,

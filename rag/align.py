@@ -1,11 +1,13 @@
-"""`python -m rag.align build-prefs | train-reranker | train-gate | train-soft-prompt | ablation`: DPA-RAG
-preference data, the reranker and gate trained on it, the soft-prompt projector, and the one-command ablation
-(vanilla / +gate / +reranker / +both, and +gate+soft with a projector).
+"""`python -m rag.align build-prefs | train-reranker | train-gate | train-soft-prompt | train-stance | ablation`:
+DPA-RAG preference data, the reranker and gate trained on it, the soft-prompt projector, the yes/no stance model
+(rag.stance) and the one-command ablation (vanilla / +gate / +reranker / +both, and +gate+soft with a projector).
 
     python -m rag.align build-prefs --index IDX --questions Q.jsonl --lines odd --out prefs.jsonl
     python -m rag.align train-reranker --prefs prefs.jsonl --out MODEL_DIR
     python -m rag.align train-gate --prefs prefs.jsonl --reranker MODEL_DIR --out INDEX/models/gate.safetensors
     python -m rag.align train-soft-prompt --prefs prefs.jsonl --gate INDEX/models/gate.safetensors --out soft.safetensors
+    python -m rag.align train-stance --data /tmp/data/conflictqa --limit 700 --out $KGRAG_CACHE/stance \
+        --neither-corpus /tmp/data/hotpotqa/passages.jsonl /tmp/data/nq/passages.jsonl /tmp/data/musique/passages.jsonl
     python -m rag.align ablation --index IDX --questions Q.jsonl --lines even --limit 30
 """
 
@@ -153,6 +155,66 @@ def _train_soft_prompt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _titled(row: dict) -> str:
+    """A passages-JSONL row as the reader sees it (answering.make_evidence)."""
+    title, text = row.get("title") or "", str(row.get("text", ""))
+    return f"{title}: {text}" if title and not text.startswith(title) else text
+
+
+def _train_stance(args: argparse.Namespace) -> int:
+    from indexes.embedder import Embedder
+    from rag.preferences import read_jsonl
+    from rag.stance import (
+        StanceTrainConfig,
+        conflictqa_examples,
+        negated_sentences,
+        neither_examples,
+        train_stance,
+        with_distractors,
+    )
+
+    data = Path(args.data)
+    records = read_jsonl(data / "questions.jsonl")
+    passages = {p["id"]: p for p in read_jsonl(data / "passages.jsonl")}
+    # The first --skip lines are where the ConflictQA evaluation sets come from (scripts/make_conflictqa.py):
+    # never trained on. A share of the rest, whole questions, is held out to keep the best epoch.
+    pool = records[args.skip :][: args.limit]
+    if not pool:
+        raise InputError(f"no ConflictQA questions left after skipping {args.skip} lines of {data / 'questions.jsonl'}")
+    if not 0.0 <= args.validation < 1.0:
+        raise InputError(f"validation must be in [0, 1), got {args.validation}")
+    held = set(range(0, len(pool), max(round(1 / args.validation), 2))) if args.validation > 0 else set()
+    splits: dict[str, list] = {"train": [], "validation": []}
+    embedder = Embedder(device="cpu")
+    # Passages on the question's topic that take no side: the nearest of a general corpus (e.g. Wikipedia
+    # paragraphs of the other dev sets), so a biography of the person asked about is not read as a "no".
+    corpus = sorted({("", _titled(p)) for path in args.neither_corpus or () for p in read_jsonl(Path(path))})
+    corpus_vectors = embedder.encode([t for _, t in corpus]) if corpus else None
+    for name, chosen in (("train", [r for k, r in enumerate(pool) if k not in held]),
+                         ("validation", [r for k, r in enumerate(pool) if k in held])):
+        sided = conflictqa_examples(chosen, passages, per_label=args.per_label)
+        texts = sorted({(e.question_id, e.text) for e in sided})
+        asked = sorted({(e.question_id, e.question) for e in sided})
+        if not asked:
+            continue
+        asked_vectors = embedder.encode([q for _, q in asked])
+        neither = neither_examples(asked, asked_vectors, texts, embedder.encode([t for _, t in texts]),
+                                   per_question=args.neither)
+        if corpus_vectors is not None:
+            neither += neither_examples(asked, asked_vectors, corpus, corpus_vectors, per_question=args.neither)
+        splits[name] = sided + neither
+        if args.distractors > 0:
+            splits[name] = with_distractors(splits[name], negated_sentences(texts),
+                                            share=args.distractors, seed=args.seed)
+    if not splits["train"]:
+        raise InputError(f"no yes/no stance examples in {data}: is it the prepared ConflictQA folder?")
+    lr = args.lr if args.lr is not None else 5e-4 if args.lora_rank else 5e-5
+    config = StanceTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=lr,
+                               max_length=args.max_length, seed=args.seed, lora_rank=args.lora_rank)
+    print(json.dumps(train_stance(splits["train"], splits["validation"], args.out, config)))
+    return 0
+
+
 def _ablation(args: argparse.Namespace) -> int:
     from rag.ablation import format_table, run_ablation
 
@@ -221,6 +283,27 @@ def make_parser() -> argparse.ArgumentParser:
                     "(saved next to OUT as OUT.adapter/; needs the train extra); 0 = reader frozen")
     sp.add_argument("--seed", type=int, default=0)
 
+    st = sub.add_parser("train-stance", help="train the yes/no stance model (question, passage -> yes/no/neither) "
+                        "on ConflictQA's opposite passages")
+    st.add_argument("--data", required=True, help="prepared ConflictQA folder (questions.jsonl, passages.jsonl)")
+    st.add_argument("--out", required=True, help="model folder (e.g. INDEX/models/stance or $KGRAG_CACHE/stance)")
+    st.add_argument("--skip", type=int, default=200, help="leave out the first SKIP questions (evaluation lines)")
+    st.add_argument("--limit", type=int, help="at most this many questions after --skip")
+    st.add_argument("--validation", type=float, default=0.1, help="share of questions held out to keep the best epoch")
+    st.add_argument("--per-label", type=int, default=2, help="at most this many passages per side of a question")
+    st.add_argument("--neither", type=int, default=2, help="'neither' passages (other questions') per question")
+    st.add_argument("--neither-corpus", nargs="+", help="passages JSONL files whose nearest passages to each "
+                    "question are also 'neither' examples (on the topic, taking no side)")
+    st.add_argument("--distractors", type=float, default=0.5, help="share of examples given a negated sentence "
+                    "about something else, label unchanged (0: none)")
+    st.add_argument("--epochs", type=int, default=2)
+    st.add_argument("--batch-size", type=int, default=16)
+    st.add_argument("--lr", type=float, help="default 5e-4 with --lora-rank > 0, else 5e-5")
+    st.add_argument("--max-length", type=int, default=192)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--lora-rank", type=int, default=8, help="> 0: train and save only low-rank deltas of the "
+                    "encoder (about 1.3 MB) and the head; 0: fine-tune the whole encoder (90 MB)")
+
     ab = sub.add_parser("ablation", help="vanilla / +gate / +reranker / +both on one questions file")
     ab.add_argument("--index", required=True)
     ab.add_argument("--questions", required=True)
@@ -246,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: limit must be greater than 0, got {args.limit}", file=sys.stderr)
         return 2
     handlers = {"build-prefs": _build_prefs, "train-reranker": _train_reranker, "train-gate": _train_gate,
-                "train-soft-prompt": _train_soft_prompt, "ablation": _ablation}
+                "train-soft-prompt": _train_soft_prompt, "train-stance": _train_stance,
+                "ablation": _ablation}
     try:
         return handlers[args.command](args)
     except KgragError as exc:

@@ -97,6 +97,10 @@ def reader_confidence(output: ReaderOutput, supported: bool) -> float:
     return round(min(1.0, 0.5 * certainty + (0.5 if supported else 0.0)), 4)
 
 
+def cite(evidence: Sequence[Evidence]) -> list[Citation]:
+    return [Citation(e.aspect, e.source_id, e.text, round(float(e.score), 4)) for e in evidence]
+
+
 def reader_citations(output: ReaderOutput, evidence: Sequence[Evidence], *, polar: bool = False) -> list[Citation]:
     by_label = {e.label: e for e in evidence}
     cited = [by_label[label] for label in output.cited_labels if label in by_label]
@@ -104,11 +108,11 @@ def reader_citations(output: ReaderOutput, evidence: Sequence[Evidence], *, pola
         # The model did not cite: point at the evidence that contains its answer, if any; a yes/no answer
         # contains no span, so it cites the passages it was judged on.
         cited = [e for e in evidence if supported_by(output.text, [e]) or (polar and e.aspect == "passage")][:3]
-    return [Citation(e.aspect, e.source_id, e.text, round(float(e.score), 4)) for e in cited]
+    return cite(cited)
 
 
 def refusal(question: str, evidence: Sequence[Evidence], *, method: str, confidence: float = 0.0) -> Answer:
-    closest = [Citation(e.aspect, e.source_id, e.text, round(float(e.score), 4)) for e in evidence[:3]]
     return Answer(
-        question=question, text="", refused=True, confidence=round(confidence, 4), citations=tuple(closest), method=method
+        question=question, text="", refused=True, confidence=round(confidence, 4), citations=tuple(cite(evidence[:3])),
+        method=method,
     )

@@ -67,6 +67,13 @@ class PipelineConfig:
     # Cross-check an answer that a coordinated group of near-duplicate passages asserts (rag.defense).
     poison_defense: bool = True
     defense: DefenseConfig = field(default_factory=DefenseConfig)
+    # Weigh the sides the shown passages take on a yes/no question (rag.stance): report opposite sides as a
+    # conflict and follow the passages when all that take a side take the other one. None = on when a trained
+    # stance model is found (`stance_path`, else INDEX/models/stance, else the user cache's stance/); True =
+    # required. A passage takes a side when the model gives that side at least `stance_threshold`.
+    use_stance: bool | None = None
+    stance_path: str | None = None
+    stance_threshold: float = 0.7
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     kg: KGRetrieverConfig = field(default_factory=KGRetrieverConfig)
     verify_checksums: bool = True
@@ -79,7 +86,8 @@ class PipelineConfig:
             raise InputError(f"top_k must be greater than 0, got {self.top_k!r}")
         if self.max_answers <= 0:
             raise InputError(f"max_answers must be greater than 0, got {self.max_answers!r}")
-        for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score", "min_kg_evidence_confidence"):
+        for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score", "min_kg_evidence_confidence",
+                     "stance_threshold"):
             value = getattr(self, name)
             if value is None and name == "refusal_threshold":
                 continue
@@ -107,6 +115,7 @@ _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
         "use_reranker": False,
         "use_gate": False,
         "use_reader_adapter": False,
+        "use_stance": False,
     },
     # Structure only: KG candidates, no reader; refuses when the KG has no answer.
     "kg-only": {"use_reader": False},

@@ -18,18 +18,19 @@ from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
 from kg.types import ScoredTriple, Subgraph
-from rag import answering, calibration, injection, path_choice
+from rag import answering, calibration, injection, path_choice, stance
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
 from rag.errors import InputError, ModelLoadError
 from rag.gate import EvidenceGate, GateContext, GateItem, kept_best_first
 from rag.models import ADAPTER_CONFIG, ADAPTER_WEIGHTS, resolve_cache_dir
 from rag.prefs import passage_text
-from rag.reader import ReaderConfig, TransformersReader
+from rag.reader import ReaderConfig, ReaderOutput, TransformersReader
 from rag.rerank import CrossEncoderReranker, reranker_available
 from rag.retrievers import DenseRetriever
 from rag.soft_prompt import SoftPromptReader, adapter_folder
-from rag.types import Answer, ScoredPassage
+from rag.stance import StanceModel, stance_available
+from rag.types import Answer, Conflict, Evidence, ScoredPassage
 
 
 def validate_question(question: object) -> str:
@@ -55,10 +56,12 @@ class QAPipeline(Runnable[Any, Answer]):
         reader: TransformersReader | SoftPromptReader | None,
         reranker: CrossEncoderReranker | None = None,
         gate: EvidenceGate | None = None,
+        stance_model: StanceModel | None = None,
     ) -> None:
         self.index = index
         self.reranker = reranker
         self.gate = gate
+        self.stance = stance_model
         self.config = config
         self.embedder = embedder
         self.reader = reader
@@ -93,7 +96,8 @@ class QAPipeline(Runnable[Any, Answer]):
             if config.soft_prompt_path:
                 reader = SoftPromptReader(reader, embedder, config.soft_prompt_path)
         reranker, gate = load_alignment(index_dir, config)
-        return cls(index, config, embedder=embedder, reader=reader, reranker=reranker, gate=gate)
+        return cls(index, config, embedder=embedder, reader=reader, reranker=reranker, gate=gate,
+                   stance_model=load_stance(index_dir, config))
 
     def warm_up(self) -> None:
         """Load every model now rather than on the first question."""
@@ -108,6 +112,8 @@ class QAPipeline(Runnable[Any, Answer]):
                 self.reranker.warm_up()
             if self.gate is not None:
                 self.gate.warm_up()
+            if self.stance is not None:
+                self.stance.warm_up()
             self._warm = True
 
     # ---- answering ---------------------------------------------------------------------------------------
@@ -172,15 +178,15 @@ class QAPipeline(Runnable[Any, Answer]):
         timings["reader"] = time.perf_counter() - started
         if output.refused or not output.text:
             return self._timed(answering.refusal(question, evidence, method="reader"), timings)
-        conflicts: tuple = ()
+        conflicts: tuple[Conflict, ...] = ()
         method = "reader"
+        polar = answering.polar_answer(question, output.text)
         # A user instruction may state a counterfactual premise on purpose: it is followed, not cross-checked.
         if self.defense is not None and not instruction:
             started = time.perf_counter()
             trusted = [e for e in evidence if e.aspect == "triple"]
             pool_evidence = answering.make_evidence(None, pool, max_triples=0)
-            verdict = self.defense.check(question, output, pool_evidence, trusted=trusted,
-                                         polar=answering.polar_answer(question, output.text))
+            verdict = self.defense.check(question, output, pool_evidence, trusted=trusted, polar=polar)
             timings["defense"] = time.perf_counter() - started
             conflicts = verdict.conflicts
             if verdict.action == "refuse":
@@ -188,6 +194,13 @@ class QAPipeline(Runnable[Any, Answer]):
                 return self._timed(replace(answer, conflicts=conflicts), timings)
             if verdict.action == "switch" and verdict.output is not None:
                 output, evidence, method = verdict.output, list(verdict.evidence), "defense"
+        cited: list[Evidence] | None = None
+        if self.stance is not None and polar and method == "reader" and not instruction:
+            started = time.perf_counter()
+            output, stance_conflicts, cited, followed = self._weigh_stances(question, output, evidence)
+            timings["stance"] = time.perf_counter() - started
+            conflicts += stance_conflicts
+            method = "stance" if followed else method
         signals = calibration.signals(output, evidence, question=question,
                                       kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction)
         confidence, threshold = self._confidence(output, signals)
@@ -199,13 +212,32 @@ class QAPipeline(Runnable[Any, Answer]):
             text=output.text,
             refused=False,
             confidence=confidence,
-            citations=tuple(answering.reader_citations(output, evidence,
-                                                       polar=answering.polar_answer(question, output.text))),
+            citations=tuple(answering.cite(cited) if cited else answering.reader_citations(
+                output, evidence, polar=answering.polar_answer(question, output.text))),
             conflicts=conflicts,
             method=method,
             signals=signals,
         )
         return self._timed(answer, timings)
+
+    def _weigh_stances(self, question: str, output: ReaderOutput,
+                       evidence: list[Evidence]) -> tuple[ReaderOutput, tuple[Conflict, ...], list[Evidence], bool]:
+        """(output, conflicts, passages the answer rests on, whether the answer now follows the passages rather
+        than the reader) for a yes/no answer, from the sides the shown passages take (rag.stance)."""
+        assert self.stance is not None
+        shown = [e for e in evidence if e.aspect == "passage"]
+        if not shown:
+            return output, (), [], False
+        texts = [e.text for e in shown]
+        stances = self.stance.stances(question, texts)
+        verdict = stance.polar_verdict(output.text, shown, stances, self.embedder.encode(texts),
+                                       threshold=self.config.stance_threshold,
+                                       similarity=self.config.defense.coordination_similarity,
+                                       min_group=self.config.defense.min_group)
+        if verdict.answer and verdict.answer != stance.side_of(output.text):
+            certainty = max(stances[shown.index(e)][verdict.answer] for e in verdict.evidence)
+            return stance.follow(output, verdict.answer, certainty), verdict.conflicts, list(verdict.evidence), True
+        return output, verdict.conflicts, list(verdict.evidence), False
 
     def _confidence(self, output, signals: dict[str, float]) -> tuple[float, float]:
         """(confidence, refusal threshold): the calibrated model's when one ships, else the hand-set rule."""
@@ -350,3 +382,16 @@ def load_alignment(index_dir: str | Path, config: PipelineConfig) -> tuple[Cross
             raise ModelLoadError(f"use_gate is on but no gate weights in {', '.join(map(str, candidates))}; "
                                  "train them with: python -m rag.align train-gate")
     return reranker, gate
+
+
+def load_stance(index_dir: str | Path, config: PipelineConfig) -> StanceModel | None:
+    """The yes/no stance model the config asks for: None in the config = on when trained weights are found."""
+    if config.use_stance is False or not config.use_reader:
+        return None
+    candidates = [Path(config.stance_path)] if config.stance_path else [
+        Path(index_dir) / "models" / "stance", resolve_cache_dir() / "stance"]
+    found = next((c for c in candidates if stance_available(c)), None)
+    if found is None and config.use_stance:
+        raise ModelLoadError(f"use_stance is on but no trained stance model in {', '.join(map(str, candidates))}; "
+                             "train one with: python -m rag.align train-stance --data CONFLICTQA_DIR --out FOLDER")
+    return StanceModel(found, device="cpu") if found is not None else None

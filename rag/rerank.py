@@ -65,12 +65,14 @@ def _model_class() -> Any:
     from torch import nn
 
     class CrossEncoderModel(nn.Module):
-        """BERT encoder, mean pooling (as the MiniLM sentence model was trained), a linear head -> logit."""
+        """BERT encoder, mean pooling (as the MiniLM sentence model was trained), a linear head -> one logit
+        ([batch]), or `outputs` logits ([batch, outputs]) for a classifier (rag.stance)."""
 
-        def __init__(self, encoder: nn.Module) -> None:
+        def __init__(self, encoder: nn.Module, outputs: int = 1) -> None:
             super().__init__()
             self.encoder = encoder
-            self.head = nn.Linear(encoder.config.hidden_size, 1)
+            self.outputs = outputs
+            self.head = nn.Linear(encoder.config.hidden_size, outputs)
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -78,12 +80,13 @@ def _model_class() -> Any:
                                   token_type_ids=token_type_ids).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return self.head(pooled).squeeze(-1)
+            logits = self.head(pooled)
+            return logits.squeeze(-1) if self.outputs == 1 else logits
 
     return CrossEncoderModel
 
 
-def build_model(base: str | Path | None = None, *, encoder_config: Any = None) -> tuple[Any, Any]:
+def build_model(base: str | Path | None = None, *, encoder_config: Any = None, outputs: int = 1) -> tuple[Any, Any]:
     """(model, tokenizer): the encoder from the packaged MiniLM folder, or a random one from `encoder_config`
     (tests). The tokenizer is always the packaged MiniLM one."""
     from transformers import AutoTokenizer, BertModel
@@ -96,20 +99,22 @@ def build_model(base: str | Path | None = None, *, encoder_config: Any = None) -
         encoder = BertModel(encoder_config, add_pooling_layer=False)
     else:
         encoder = BertModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
-    return _model_class()(encoder), tokenizer
+    return _model_class()(encoder, outputs), tokenizer
 
 
-def _save(model: Any, folder: Path, meta: dict) -> None:
+def save_checkpoint(model: Any, folder: Path, meta: dict, *, meta_name: str = META) -> None:
+    """`model`: a module, or a state dict (a part of one)."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = model if isinstance(model, dict) else model.state_dict()
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     tmp = folder / (WEIGHTS + ".tmp")
     save_file(state, str(tmp), metadata={"format": "pt"})
     tmp.replace(folder / WEIGHTS)  # atomic: a crash mid-save never leaves half a checkpoint
-    meta_tmp = folder / (META + ".tmp")
+    meta_tmp = folder / (meta_name + ".tmp")
     meta_tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    meta_tmp.replace(folder / META)
+    meta_tmp.replace(folder / meta_name)
 
 
 def load_trained(folder: str | Path) -> tuple[Any, Any]:
@@ -350,7 +355,7 @@ def train_reranker(
             epoch_log["validation"] = choose_fusion(lists)
             meta["fusion_alpha"] = epoch_log["validation"]["alpha"]
         history.append(epoch_log)
-        _save(model, out, {**meta, "epochs_done": epoch, "history": history})
+        save_checkpoint(model, out, {**meta, "epochs_done": epoch, "history": history})
     model.eval()
     return {"out": str(out), "questions": len(groups), "validation_questions": len(validation),
             "fusion_alpha": meta["fusion_alpha"], "epochs": config.epochs, "history": history}

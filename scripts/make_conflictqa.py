@@ -18,18 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
-_NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
-
-
-def polarity(claim: str, other: str) -> str | None:
-    """'yes' or 'no' for `claim` against its opposite `other`; None when negation does not tell them apart."""
-    mine, theirs = len(_NEGATION.findall(claim)), len(_NEGATION.findall(other))
-    if mine == theirs:
-        return None
-    return "no" if mine > theirs else "yes"
+from rag.stance import polarity
 
 
 def make_set(questions: list[dict], passages: dict[str, dict], model: str, lines: str, limit: int,
