@@ -22,6 +22,9 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--index", required=True, help="index folder built by python -m indexes build")
         p.add_argument("--preset", choices=PRESETS, default="default")
         p.add_argument("--reader", help="packaged reader name, or a local .gguf file / HF model folder")
+        p.add_argument("--reader-url", help="read with an OpenAI-compatible chat server instead, e.g. "
+                       "http://localhost:8000/v1 (vLLM, llama.cpp server); API key from $OPENAI_API_KEY")
+        p.add_argument("--reader-model", help="the model's name on that server (default: the one it serves)")
         p.add_argument("--reader-adapter", help="LoRA adapter folder from python -m rag.train_reader train")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the reader runs")
         p.add_argument("--top-k", type=int, help="dense passages given to the reader")
@@ -45,6 +48,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="open the Streamlit chat UI")
     ui.add_argument("--index", required=True)
+    ui.add_argument("--reader-url", help="an OpenAI-compatible chat server to read with (as for ask/eval)")
+    ui.add_argument("--reader-model", help="the model's name on that server")
     return parser
 
 
@@ -72,6 +77,10 @@ def _options(args: argparse.Namespace) -> dict:
         options["reader"] = args.reader
     if args.reader_adapter:
         options["reader_adapter"] = args.reader_adapter
+    if args.reader_url:
+        options["reader_server_url"] = args.reader_url
+    if args.reader_model:
+        options["reader_server_model"] = args.reader_model
     if args.device:
         options["device"] = args.device
     if args.top_k is not None:
@@ -100,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ui":
         app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
         return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), "--browser.gatherUsageStats", "false",
-             "--server.maxUploadSize", "50", "--", "--index", args.index])
+             "--server.maxUploadSize", "50", "--", "--index", args.index,
+             *(["--reader-url", args.reader_url] if args.reader_url else []),
+             *(["--reader-model", args.reader_model] if args.reader_model else [])])
     if args.command == "score":
         from rag.evaluate import score_predictions
 

@@ -93,7 +93,8 @@ def reader_confidence(output: ReaderOutput, supported: bool) -> float:
     (MODELS.md): the lowest token log-probability and whether the answer occurs in the evidence."""
     if output.refused or not output.text:
         return 0.0
-    certainty = math.exp(max(output.min_logprob, -20.0))
+    # No log-probs (a reader server that does not send them): certainty unknown, so only evidence decides.
+    certainty = math.exp(max(output.min_logprob, -20.0)) if output.token_logprobs else 0.5
     return round(min(1.0, 0.5 * certainty + (0.5 if supported else 0.0)), 4)
 
 

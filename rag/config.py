@@ -100,6 +100,9 @@ class PipelineConfig:
             raise InputError(f"gate_threshold must be in [0, 1], got {self.gate_threshold!r}")
         if not self.use_kg and not self.use_reader:
             raise InputError("a pipeline needs the KG or the reader (use_kg and use_reader are both off)")
+        if self.reader.server_url and (self.kg_reader_choice or self.soft_prompt_path or self.use_reader_adapter):
+            raise InputError("kg_reader_choice, soft_prompt_path and use_reader_adapter need a local reader; "
+                             "a reader server (reader_server_url) gives answers only")
 
 
 _PRESET_SETTINGS: dict[str, dict[str, Any]] = {

@@ -28,6 +28,7 @@ from rag.prefs import passage_text
 from rag.reader import ReaderConfig, ReaderOutput, TransformersReader
 from rag.rerank import CrossEncoderReranker, reranker_available
 from rag.retrievers import DenseRetriever
+from rag.server_reader import OpenAIReader
 from rag.soft_prompt import SoftPromptReader, adapter_folder
 from rag.stance import StanceModel, stance_available
 from rag.types import Answer, Conflict, Evidence, ScoredPassage
@@ -53,7 +54,7 @@ class QAPipeline(Runnable[Any, Answer]):
         config: PipelineConfig,
         *,
         embedder: Embedder,
-        reader: TransformersReader | SoftPromptReader | None,
+        reader: TransformersReader | SoftPromptReader | OpenAIReader | None,
         reranker: CrossEncoderReranker | None = None,
         gate: EvidenceGate | None = None,
         stance_model: StanceModel | None = None,
@@ -90,11 +91,7 @@ class QAPipeline(Runnable[Any, Answer]):
             raise InputError(
                 f"embedder {index.embedder_name!r} gives {embedder.dimension}-d vectors but the index holds {index.dimension}-d"
             )
-        reader = TransformersReader(aligned_reader_config(index_dir, config)) if config.use_reader else None
-        if reader is not None:
-            reader.validate()
-            if config.soft_prompt_path:
-                reader = SoftPromptReader(reader, embedder, config.soft_prompt_path)
+        reader = make_reader(index_dir, config, embedder)
         reranker, gate = load_alignment(index_dir, config)
         return cls(index, config, embedder=embedder, reader=reader, reranker=reranker, gate=gate,
                    stance_model=load_stance(index_dir, config))
@@ -324,6 +321,18 @@ class QAPipeline(Runnable[Any, Answer]):
         if isinstance(input, dict):
             return self.ask(input.get("question", ""), instruction=input.get("instruction"))
         return self.ask(input)
+
+
+def make_reader(index_dir: str | Path, config: PipelineConfig,
+                embedder: Embedder) -> TransformersReader | SoftPromptReader | OpenAIReader | None:
+    """The reader the config names: a reader server, or the local model with its adapter and soft prompt."""
+    if not config.use_reader:
+        return None
+    if config.reader.server_url:
+        return OpenAIReader(config.reader)  # no network here: warm_up() or the first question reaches the server
+    reader = TransformersReader(aligned_reader_config(index_dir, config))
+    reader.validate()
+    return SoftPromptReader(reader, embedder, config.soft_prompt_path) if config.soft_prompt_path else reader
 
 
 def soft_prompt_reader_config(config: PipelineConfig) -> ReaderConfig:

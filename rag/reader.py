@@ -33,10 +33,24 @@ class ReaderConfig:
     cache_dir: str | None = None
     # A LoRA adapter folder from `python -m rag.train_reader train` (merged into the model at load); None = base.
     adapter: str | None = None
+    # An OpenAI-compatible chat server (e.g. http://localhost:8000/v1) to read with instead of a local model
+    # (rag.server_reader); `model` and `device` are then unused. server_model None = the one model it serves.
+    server_url: str | None = None
+    server_model: str | None = None
+    server_api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; the key itself is never stored
+    server_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.adapter is not None and (not isinstance(self.adapter, str) or not self.adapter.strip()):
             raise InputError(f"ReaderConfig.adapter must be a folder path or None, got {self.adapter!r}")
+        if self.server_url is not None:
+            from rag.server_reader import check_server_url
+
+            check_server_url(self.server_url)
+            if self.adapter is not None:
+                raise InputError("a LoRA adapter applies to a local reader, not to a reader server (server_url)")
+        if not isinstance(self.server_timeout_s, (int, float)) or not self.server_timeout_s > 0:
+            raise InputError(f"ReaderConfig.server_timeout_s must be > 0, got {self.server_timeout_s!r}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise InputError(f"ReaderConfig.model must be a packaged name or a path, got {self.model!r}")
         device = self.device

@@ -25,16 +25,17 @@ PAGES = ("Chat", "Build an index")
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def load_pipeline(index: str, preset: str) -> QAPipeline:
-    """One pipeline (index + models) per index and process, shared by every session; QAPipeline is thread-safe."""
-    qa = QAPipeline.load(index, preset=preset)
+def load_pipeline(index: str, preset: str, reader: tuple[tuple[str, str], ...] = ()) -> QAPipeline:
+    """One pipeline (index + models) per index and process, shared by every session; QAPipeline is thread-safe.
+    `reader`: the reader-server options (UiOptions.pipeline_options), hashable for the cache."""
+    qa = QAPipeline.load(index, preset=preset, **dict(reader))
     qa.warm_up()
     return qa
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def load_passages(index: str, preset: str) -> dict:
-    return helpers.passages_by_id(load_pipeline(index, preset).index.passages)
+def load_passages(index: str, preset: str, reader: tuple[tuple[str, str], ...] = ()) -> dict:
+    return helpers.passages_by_id(load_pipeline(index, preset, reader).index.passages)
 
 
 def render_answer(answer: Answer, subgraph, passages: dict, *, latest: bool) -> None:
@@ -80,8 +81,9 @@ def chat_page(options: helpers.UiOptions, index: str | None) -> None:
         st.stop()
     try:
         with st.spinner("Loading the index and models (once per process)…"):
-            qa = load_pipeline(index, options.preset)
-            passages = load_passages(index, options.preset)
+            reader = tuple(sorted(options.pipeline_options().items()))
+            qa = load_pipeline(index, options.preset, reader)
+            passages = load_passages(index, options.preset, reader)
     except KgragError as exc:
         st.error(f"Cannot open the index {index}: {exc}")
         st.stop()
@@ -195,6 +197,8 @@ def main() -> None:
         if st.button("Clear chat", key="clear"):
             st.session_state.get("turns", {}).pop(index, None)
         st.caption(f"Preset: {options.preset}")
+        if options.reader_url:
+            st.caption(f"Reader: {options.reader_model or 'the served model'} at {options.reader_url}")
     if page == PAGES[0]:
         chat_page(options, index)
     else:

@@ -26,6 +26,8 @@ from rag.types import Answer, Citation, Conflict
 ENV_INDEX = "KGRAG_UI_INDEX"
 ENV_INDEXES_ROOT = "KGRAG_UI_INDEXES_ROOT"
 ENV_PRESET = "KGRAG_UI_PRESET"
+ENV_READER_URL = "KGRAG_UI_READER_URL"
+ENV_READER_MODEL = "KGRAG_UI_READER_MODEL"
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_UPLOAD_FILES = 20
@@ -43,6 +45,13 @@ class UiOptions:
     index: str | None = None
     indexes_root: str | None = None
     preset: str = "default"
+    reader_url: str | None = None  # an OpenAI-compatible chat server to read with (rag.server_reader)
+    reader_model: str | None = None
+
+    def pipeline_options(self) -> dict[str, str]:
+        """QAPipeline.load keyword options for the reader server, if one is named."""
+        options = {"reader_server_url": self.reader_url} if self.reader_url else {}
+        return {**options, "reader_server_model": self.reader_model} if self.reader_model else options
 
     @property
     def root(self) -> Path | None:
@@ -55,11 +64,14 @@ class UiOptions:
 
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> UiOptions:
-    """Options from `streamlit run ui/app.py -- --index DIR [--indexes-root DIR] [--preset NAME]`, then env vars."""
+    """Options from `streamlit run ui/app.py -- --index DIR [--indexes-root DIR] [--preset NAME] [--reader-url URL]
+    [--reader-model NAME]`, then env vars."""
     parser = argparse.ArgumentParser(prog="streamlit run ui/app.py --", add_help=False)
     parser.add_argument("--index")
     parser.add_argument("--indexes-root")
     parser.add_argument("--preset", choices=PRESETS)
+    parser.add_argument("--reader-url")
+    parser.add_argument("--reader-model")
     args, _unknown = parser.parse_known_args(list(argv))
     preset = args.preset or environ.get(ENV_PRESET) or "default"
     if preset not in PRESETS:
@@ -68,6 +80,8 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> UiOptions:
         index=args.index or environ.get(ENV_INDEX) or None,
         indexes_root=args.indexes_root or environ.get(ENV_INDEXES_ROOT) or None,
         preset=preset,
+        reader_url=args.reader_url or environ.get(ENV_READER_URL) or None,
+        reader_model=args.reader_model or environ.get(ENV_READER_MODEL) or None,
     )
 
 

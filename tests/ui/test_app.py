@@ -69,6 +69,7 @@ def use_fake(monkeypatch, tmp_path):
 
         def load(cls, index_dir, preset="default", **options):
             loads["count"] += 1
+            loads["options"] = options
             return fake
 
         monkeypatch.setattr(QAPipeline, "load", classmethod(load))
@@ -117,6 +118,15 @@ def test_instruction_field_is_present_and_passed_through(use_fake):
     at.text_area(key="instruction").input("   ")
     ask(at, "again")
     assert fake.calls[-1] == ("again", None)
+
+
+def test_reader_server_from_the_environment_reaches_the_pipeline_and_the_sidebar(use_fake, monkeypatch):
+    loads = use_fake(FakePipeline(PASSAGE_ANSWER))
+    monkeypatch.setenv(helpers.ENV_READER_URL, "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv(helpers.ENV_READER_MODEL, "big")
+    at = ask(start(), "Where is the Eiffel Tower?")
+    assert loads["options"] == {"reader_server_url": "http://127.0.0.1:8000/v1", "reader_server_model": "big"}
+    assert "Reader: big at http://127.0.0.1:8000/v1" in texts(at.sidebar.caption)
 
 
 def test_answer_confidence_and_citation_expanding_to_the_full_passage(use_fake):
