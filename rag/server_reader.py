@@ -3,9 +3,9 @@ OpenAI itself), for users who want a larger model than the packaged 0.5B one.
 
 It sends the same prompt as the local reader (rag.prompt.build_messages), greedy (temperature 0), and asks for
 per-token log-probabilities, so the refusal rule and the calibration signals work as they do locally; the poison
-defense and the stance step call `read` like any reader. A server that gives no log-probabilities still works:
-`ReaderOutput.token_logprobs` is then empty and the confidence rule treats the certainty as unknown
-(answering.reader_confidence).
+defense and the stance step call `read` like any reader. A server that gives no log-probabilities, or refuses the
+request for them, still works: `ReaderOutput.token_logprobs` is then empty and the confidence rule treats the
+certainty as unknown (answering.reader_confidence).
 
 Only the standard library talks HTTP: nothing to install, no network at import or construction; `warm_up()`
 asks the server for its model list (one clear error when it is unreachable or does not serve the model).
@@ -15,6 +15,7 @@ The API key is read from the environment variable the config names, never stored
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import urllib.error
@@ -28,9 +29,16 @@ from rag.prompt import assign_labels, build_messages
 from rag.reader import ReaderConfig, ReaderOutput, make_output
 from rag.types import Evidence
 
+log = logging.getLogger(__name__)
+
 
 class ServerError(KgragError):
     """The reader server answered with an error, or with something that is not a chat completion."""
+
+    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 def check_server_url(url: str) -> str:
@@ -68,6 +76,9 @@ class OpenAIReader:
         self.config = config
         self.base_url = check_server_url(config.server_url)
         self.model = config.server_model
+        # Cleared when the server refuses `logprobs` (llama-cpp-python without logits_all): answers then come
+        # without them, and the confidence rule counts the certainty as unknown.
+        self.logprobs = True
 
     def validate(self) -> None:
         """No network: the URL's form was checked at construction; `warm_up` checks that the server answers."""
@@ -90,14 +101,20 @@ class OpenAIReader:
         evidence = assign_labels(evidence)
         messages = build_messages(question, evidence, instruction=instruction,
                                   max_evidence_chars=self.config.max_evidence_chars)
-        body = self._request("POST", "/chat/completions", {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": max_new_tokens or self.config.max_new_tokens,
-            "temperature": 0.0,
-            "logprobs": True,
-            "top_logprobs": 1,
-        })
+        payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0.0,
+                                   "max_tokens": max_new_tokens or self.config.max_new_tokens}
+        body = None
+        if self.logprobs:
+            try:
+                body = self._request("POST", "/chat/completions", {**payload, "logprobs": True, "top_logprobs": 1})
+            except ServerError as error:
+                if "logprob" not in error.detail.lower():
+                    raise
+                log.warning("the reader server at %s refuses log-probabilities (%s); reading without them, so "
+                            "confidence rests on the evidence alone", self.base_url, error.detail[:120])
+                self.logprobs = False
+        if body is None:
+            body = self._request("POST", "/chat/completions", payload)
         text, logprobs = parse_completion(body)
         return make_output(text, logprobs, evidence)
 
@@ -119,7 +136,7 @@ class OpenAIReader:
         except urllib.error.HTTPError as error:
             detail = error.read()[:300].decode("utf-8", "replace")
             raise ServerError(f"the reader server at {self.base_url} answered {method} {path} with HTTP "
-                              f"{error.code}: {detail}") from None
+                              f"{error.code}: {detail}", status=error.code, detail=detail) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise ModelLoadError(f"cannot reach the reader server at {self.base_url} ({reason}); start it or fix "

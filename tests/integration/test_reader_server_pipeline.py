@@ -38,9 +38,11 @@ ANSWER = "Bianca Ryan"
 class ScriptedServer:
     """Answers /v1/models and /v1/chat/completions with `answer(messages) -> (text, logprobs or None)`."""
 
-    def __init__(self, answer: Callable[[list[dict]], tuple[str, list[float] | None]], models: tuple[str, ...] = ("m",)):
+    def __init__(self, answer: Callable[[list[dict]], tuple[str, list[float] | None]], models: tuple[str, ...] = ("m",),
+                 refuse_logprobs: bool = False):
         self.answer = answer
         self.models = models
+        self.refuse_logprobs = refuse_logprobs  # as llama-cpp-python's server does without logits_all
         self.requests: list[tuple[str, dict, dict]] = []  # (path, headers, body)
         server = self
 
@@ -65,6 +67,10 @@ class ScriptedServer:
                 server.requests.append((self.path, dict(self.headers), body))
                 if body.get("model") not in server.models:
                     self._send(404, {"error": {"message": f"model {body.get('model')} not found"}})
+                    return
+                if server.refuse_logprobs and body.get("logprobs"):
+                    self._send(500, {"error": {"message": "logprobs is not supported for models created with "
+                                                          "logits_all=False"}})
                     return
                 text, logprobs = server.answer(body["messages"])
                 choice: dict = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
@@ -118,7 +124,7 @@ def test_pipeline_reads_through_the_server_with_the_local_prompt(sample_index: P
     assert contains_answer(answer.text, tuple(q["answers"]))
     assert answer.confidence > 0.9
     assert answer.citations and ANSWER in answer.citations[0].text  # the cited label maps back to its passage
-    path, headers, body = next(r for r in server.requests if r[0].endswith("/chat/completions"))
+    _path, headers, body = next(r for r in server.requests if r[0].endswith("/chat/completions"))
     assert headers.get("Authorization") == "Bearer secret-123"
     assert body["model"] == "m" and body["temperature"] == 0.0 and body["logprobs"] is True
     # Exactly the messages the local reader would render for the evidence the pipeline chose.
@@ -132,6 +138,18 @@ def test_an_unsupported_answer_without_logprobs_is_refused(sample_index: Path, s
     qa = QAPipeline.load(sample_index, reader_server_url=server.url)
     answer = qa.ask(question(sample_questions, REACHED_READER)["question"])
     assert answer.refused and answer.method == "refusal"
+
+
+def test_a_server_that_refuses_logprobs_is_read_without_them(sample_index: Path, sample_questions: list[dict],
+                                                             scripted) -> None:
+    server = scripted(lambda messages: (f"{ANSWER} [{label_of(messages, ANSWER)}]", None), refuse_logprobs=True)
+    qa = QAPipeline.load(sample_index, reader_server_url=server.url)
+    question_text = question(sample_questions, REACHED_READER)["question"]
+    first, second = qa.ask(question_text), qa.ask(question_text)
+    assert first.text == second.text == ANSWER and not first.refused
+    assert first.confidence == 0.75  # supported by the evidence, certainty unknown
+    asked = [body.get("logprobs") for path, _, body in server.requests if path.endswith("/chat/completions")]
+    assert asked[0] is True and asked[1:] == [None] * (len(asked) - 1)  # asked once, then no more
 
 
 def test_the_model_must_be_one_the_server_serves(sample_index: Path, scripted) -> None:
@@ -162,7 +180,7 @@ def test_cli_names_an_unreachable_server_in_one_line(sample_index: Path) -> None
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     run = subprocess.run([sys.executable, "-m", "rag", "ask", "--index", str(sample_index), "--reader-url", url,
                           "who won the first season of america's got talent"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot reach the reader server" in errors[0] and url in errors[0], run.stderr
