@@ -35,10 +35,9 @@ log = logging.getLogger(__name__)
 class ServerError(KgragError):
     """The reader server answered with an error, or with something that is not a chat completion."""
 
-    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
+    def __init__(self, message: str, *, detail: str = "") -> None:
         super().__init__(message)
-        self.status = status
-        self.detail = detail
+        self.detail = detail  # the server's own words, e.g. why it refused `logprobs`
 
 
 def check_server_url(url: str) -> str:
@@ -136,7 +135,7 @@ class OpenAIReader:
         except urllib.error.HTTPError as error:
             detail = error.read()[:300].decode("utf-8", "replace")
             raise ServerError(f"the reader server at {self.base_url} answered {method} {path} with HTTP "
-                              f"{error.code}: {detail}", status=error.code, detail=detail) from None
+                              f"{error.code}: {detail}", detail=detail) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise ModelLoadError(f"cannot reach the reader server at {self.base_url} ({reason}); start it or fix "

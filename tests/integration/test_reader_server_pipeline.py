@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support import REPO, free_port, subprocess_env, wait_until_up
 
 from rag.errors import ModelLoadError
 from rag.metrics import contains_answer
@@ -30,7 +28,6 @@ from rag.prompt import build_messages
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 REACHED_READER = "nq-q1031"  # who won the first season of america's got talent -> Bianca Ryan (passages, no KG)
 ANSWER = "Bianca Ryan"
 
@@ -170,17 +167,11 @@ def test_concurrent_questions_share_one_reader(sample_index: Path, sample_questi
     assert all(a.text == ANSWER and not a.refused for a in answers)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_names_an_unreachable_server_in_one_line(sample_index: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     run = subprocess.run([sys.executable, "-m", "rag", "ask", "--index", str(sample_index), "--reader-url", url,
                           "who won the first season of america's got talent"],
-                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)
+                         check=False, capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=300)
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot reach the reader server" in errors[0] and url in errors[0], run.stderr
@@ -197,22 +188,18 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"  # a file: llama.cpp's chatter would fill a pipe and block
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path(DEFAULT_READER)),
-         "--model_alias", "qwen", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-         "--n_threads", str(os.cpu_count() or 2)],
-        stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path(DEFAULT_READER)),
+             "--model_alias", "qwen", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+             "--n_threads", str(os.cpu_count() or 2)],
+            stdout=subprocess.DEVNULL, stderr=handle)
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(url + "/models", timeout=5).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"llama.cpp server did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(1)
+    try:
+        wait_until_up(url + "/models", process, log, timeout_s=180, what="the llama.cpp server")
+    except BaseException:
+        process.kill()
+        raise
     yield url
     process.terminate()
     process.wait(timeout=30)

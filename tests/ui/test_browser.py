@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from support import free_port, wait_until_up
 
 pytestmark = pytest.mark.integration
 
@@ -33,28 +32,6 @@ STARTUP_TIMEOUT_S = 120
 ANSWER_TIMEOUT_S = 300
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(
-        f"streamlit did not become healthy in {STARTUP_TIMEOUT_S} s:\n{log.read_text(errors='replace')[-3000:]}"
-    )
-
-
 @pytest.fixture
 def server(sample_index, tmp_path):
     pytest.importorskip("streamlit", reason="the UI needs the 'ui' extra: pip install .[ui]")
@@ -72,7 +49,7 @@ def server(sample_index, tmp_path):
         process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process, log)
+        wait_until_up(f"{url}/_stcore/health", process, log, timeout_s=STARTUP_TIMEOUT_S, what="streamlit")
         yield url, started, log
     finally:
         process.terminate()
