@@ -48,7 +48,8 @@ _CONTROL_TOKENS = re.compile(
     re.IGNORECASE,
 )
 # A line that starts like a role header ("system:", "### Assistant:") could pass for a new turn.
-_ROLE_LINE = re.compile(r"^[ \t#>*]*(system|assistant|user)[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
+# Any whitespace but a line break may lead: the final strip() would otherwise bring the header to the front.
+_ROLE_LINE = re.compile(r"^(?:[^\S\n]|[#>*])*(system|assistant|user)[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
 _SPACES = re.compile(r"[ \t]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -57,6 +58,8 @@ def sanitize(text: str) -> str:
     """Remove chat-template control tokens and role markers so evidence or a question cannot fake a turn."""
     if not isinstance(text, str):
         raise InputError(f"text to sanitize must be a str, got {type(text).__name__}")
+    # Every line break ("\r", "\r\n", "\u2028", ...) becomes "\n", so the role-line rule sees each line start.
+    text = "\n".join(text.splitlines())
     previous = None
     # Repeat: removing one token can join the halves of another ("<|im_<|x|>start|>").
     while previous != text:
