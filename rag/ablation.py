@@ -29,8 +29,10 @@ from rag.gate import auc
 from rag.metrics import contains_answer, ndcg_at, token_f1
 from rag.prefs import contains_answer as passage_contains, is_supporting, passage_text
 
-CONFIGS = {"vanilla": (False, False), "+gate": (False, True), "+reranker": (True, False), "+both": (True, True),
-           "+gate+soft": (False, True)}  # +gate+soft: the gate, and its kept evidence also as soft prompt vectors
+# name -> (reranker, gate, passage chains). +gate+soft: the gate, and its kept evidence also as soft prompt vectors;
+# +chain: the two-passage chain of rag.chains instead of the dense top 5 (needs no trained weights).
+CONFIGS = {"vanilla": (False, False, False), "+gate": (False, True, False), "+reranker": (True, False, False),
+           "+both": (True, True, False), "+gate+soft": (False, True, False), "+chain": (False, False, True)}
 BASE_CONFIGS = ("vanilla", "+gate", "+reranker", "+both")
 
 
@@ -106,8 +108,9 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
     rows: list[Row] = []
     dump = []
     for name in configs:
-        use_reranker, use_gate = CONFIGS[name]
-        config = make_config("vanilla", use_reranker=use_reranker, use_gate=use_gate, use_kg=False, **options)
+        use_reranker, use_gate, use_chains = CONFIGS[name]
+        config = make_config("vanilla", use_reranker=use_reranker, use_gate=use_gate, use_kg=False,
+                             passage_chains=use_chains, **options)
         reader_for = readers[name]
         pipeline = QAPipeline(index, config, embedder=embedder, reader=reader_for,
                               reranker=reranker if use_reranker else None, gate=gate if use_gate else None)
@@ -131,12 +134,15 @@ def run_ablation(index_dir: str, questions_path: str, *, lines: str = "even", li
                 shown, triple_weights = pipeline.gate_triples(q.question, subgraph, context)
                 gate_scores.extend(triple_weights)
                 gate_labels.extend(int(k in on_path) for k in range(len(triple_weights)))
-            if use_reranker or use_gate:
+            if use_chains:
+                kept, pool = pipeline.select_chain(q.question)
+            elif use_reranker or use_gate:
                 kept, pool = pipeline.select_passages(q.question, context)
             else:
                 kept, pool = baseline, baseline
             # The stage re-runs dense retrieval over a larger pool: what it adds is its time minus the baseline's.
-            added.append(max(time.perf_counter() - started - dense_seconds, 0.0) if use_reranker or use_gate else 0.0)
+            staged = use_reranker or use_gate or use_chains
+            added.append(max(time.perf_counter() - started - dense_seconds, 0.0) if staged else 0.0)
             evidence = make_evidence(shown, kept, max_triples=config.max_kg_evidence)
             texts = [e.text for e in evidence]
             counts.append(len(evidence))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from kg.retrieval import KGRetrieverConfig
+from rag.chains import ChainConfig
 from rag.defense import DefenseConfig
 from rag.errors import InputError
 from rag.reader import ReaderConfig
@@ -52,6 +53,11 @@ class PipelineConfig:
     gate_on_triples: bool = True
     gate_on_passages: bool = True
     gate_threshold: float | None = field(default=None, metadata={"help": "None = the threshold learned with the gate"})
+    # Multi-hop passage selection (rag.chains): second-hop queries from the best first-hop passages, then the reader
+    # sees the two-passage chain that scores best together instead of the top_k. It replaces the passage reranker
+    # and gate (the gate still weighs triples). Off by default: measured on multi-hop text sets (docs/RESULTS.md).
+    passage_chains: bool = False
+    chains: ChainConfig = field(default_factory=ChainConfig)
     # Amar's original form (rag.soft_prompt): gated evidence embeddings as soft prompt vectors in front of the
     # text prompt. None = off; a path = the projector trained by `python -m rag.align train-soft-prompt`.
     soft_prompt_path: str | None = None

@@ -18,7 +18,7 @@ from indexes.embedder import Embedder
 from indexes.store import LoadedIndex, load_index
 from kg.retrieval import KGRetriever
 from kg.types import ScoredTriple, Subgraph
-from rag import answering, calibration, injection, path_choice, stance
+from rag import answering, calibration, chains, injection, path_choice, stance
 from rag.config import MAX_QUESTION_CHARS, PipelineConfig, make_config
 from rag.defense import PoisonDefense
 from rag.errors import InputError, ModelLoadError
@@ -152,7 +152,9 @@ class QAPipeline(Runnable[Any, Answer]):
         if self.gate is not None and self.config.gate_on_triples and subgraph is not None:
             subgraph, _ = self.gate_triples(question, subgraph, context)
         started = time.perf_counter()
-        if self.reranker is None and (self.gate is None or not self.config.gate_on_passages):
+        if self.config.passage_chains:
+            passages, pool = self.select_chain(question)
+        elif self.reranker is None and (self.gate is None or not self.config.gate_on_passages):
             # The defense looks for a planted group in a wider pool; the reader still sees the top_k.
             pool = self._dense(question, top_k=self._pool_size())
             passages = pool[: self.config.top_k]
@@ -253,16 +255,11 @@ class QAPipeline(Runnable[Any, Answer]):
     def _dense(self, question: str, *, top_k: int | None = None) -> list[ScoredPassage]:
         if self.dense is None:
             return []
-        top_k = top_k or self.config.top_k
-        hits = self.dense.retrieve(question, top_k=top_k * (2 if self.kg is not None else 1))
-        if self.kg is not None:
-            # With the KG retriever on, its triples carry the facts the verbalised KG passages repeat.
-            hits = [h for h in hits if h.passage.source != KG_PASSAGE_SOURCE]
-        hits = self._without_orders(hits)
+        hits = self._candidates(question, top_k or self.config.top_k)
         if not hits:
             return []
         floor = max(self.config.min_passage_score, self.config.relative_passage_score * hits[0].score)
-        return [h for h in hits if h.score >= floor][:top_k]
+        return [h for h in hits if h.score >= floor]
 
     def _without_orders(self, hits: list[ScoredPassage]) -> list[ScoredPassage]:
         """A passage that gives the reader orders is no source, for the reader or the defense (rag.injection)."""
@@ -288,10 +285,7 @@ class QAPipeline(Runnable[Any, Answer]):
         if self.dense is None:
             return [], []
         pool_size = max(self.config.rerank_pool if self.reranker is not None else self.config.gate_pool, self.config.top_k)
-        hits = self.dense.retrieve(question, top_k=pool_size * (2 if self.kg is not None else 1))
-        if self.kg is not None:
-            hits = [h for h in hits if h.passage.source != KG_PASSAGE_SOURCE]
-        hits = self._without_orders(hits)[:pool_size]
+        hits = self._candidates(question, pool_size)
         if self.reranker is not None and hits:
             scores = self.reranker.score(question, [passage_text(h) for h in hits])
             fused = self.reranker.fuse([h.score for h in hits], scores)
@@ -307,6 +301,35 @@ class QAPipeline(Runnable[Any, Answer]):
         # Highest weight first: the gate picks the reader's top_k from its whole pool, not the first ones it keeps.
         kept = [candidates[k] for k in kept_best_first(weights, self.gate.threshold_for("passage"))]
         return kept[: self.config.top_k], candidates + hits[len(candidates) :]
+
+    def select_chain(self, question: str) -> tuple[list[ScoredPassage], list[ScoredPassage]]:
+        """Multi-hop passage selection (rag.chains): (the best two-passage chain for the reader, every candidate
+        of both hops, closest to the question first, for the poison defense and diagnostics)."""
+        if self.dense is None:
+            return [], []
+        settings = self.config.chains
+        first_hop = self._candidates(question, settings.pool)
+        candidates = {chains.document_id(h): h for h in first_hop}
+        for seed in first_hop[: settings.seeds]:
+            query = chains.second_hop_query(question, seed.passage, settings.seed_chars)
+            for hit in self._candidates(query, settings.second_hop):
+                candidates.setdefault(chains.document_id(hit), hit)
+        if not candidates:
+            return [], []
+        # Second-hop hits were scored against another query: score every candidate against the question itself.
+        vectors = self.embedder.encode([h.passage.text for h in candidates.values()] + [question])
+        pool = [ScoredPassage(h.passage, round(float(score), 4), {**h.scores, "question": round(float(score), 4)})
+                for h, score in zip(candidates.values(), vectors[:-1] @ vectors[-1])]
+        chain = chains.best_pair(question, pool, [h.score for h in pool], settings)
+        return chain, sorted(pool, key=lambda h: -h.score)
+
+    def _candidates(self, query: str, count: int) -> list[ScoredPassage]:
+        """Dense hits for `query` without the verbalised KG passages (with the KG retriever on, its triples carry
+        the facts those repeat) and without passages that give orders; no score floor."""
+        hits = self.dense.retrieve(query, top_k=count * (2 if self.kg is not None else 1))
+        if self.kg is not None:
+            hits = [h for h in hits if h.passage.source != KG_PASSAGE_SOURCE]
+        return self._without_orders(hits)[:count]
 
     @staticmethod
     def _timed(answer: Answer, timings: dict[str, float]) -> Answer:

@@ -1,0 +1,105 @@
+"""Two-passage evidence chains for multi-hop questions (bridge and comparison questions).
+
+A question such as "What language were books translated into during the era of Haymo of Faversham?" needs two
+passages: one about Haymo, and one about the era it names. The second passage is often far from the question in
+embedding space, so dense top-k misses it and fills the prompt with distractors instead; a small reader is
+easily misled by those (docs/RESULTS.md: on held-out HotpotQA it does better with this chain of two than with
+the dense top 5).
+
+So, as multi-hop dense retrieval does, each of the best first-hop passages seeds a second-hop query (question +
+that passage's text), and the pipeline shows the reader the *pair* of candidates that scores best together:
+both passages' similarity to the question, plus a bonus when one passage names the other's title (Wikipedia's
+hyperlinks, in text form) and when the question names a passage's title (comparison questions name both). The
+weights were chosen on HotpotQA's odd (tuning) lines. Pure functions here; the retrieval calls live in
+`QAPipeline.select_chain`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rag.errors import InputError
+from rag.metrics import normalize_answer
+from rag.types import Passage, ScoredPassage
+
+_PARENTHETICAL = re.compile(r"\s*\([^)]*\)\s*")
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    pool: int = field(default=10, metadata={"help": "first-hop dense candidates"})
+    seeds: int = field(default=3, metadata={"help": "best first-hop passages that each seed a second-hop query"})
+    second_hop: int = field(default=5, metadata={"help": "candidates each second-hop query adds"})
+    seed_chars: int = field(default=1000, metadata={"help": "characters of a seed passage added to the question"})
+    link_bonus: float = 0.3  # one passage of the pair names the other's title
+    title_bonus: float = 0.2  # for each passage of the pair whose title the question names
+
+    def __post_init__(self) -> None:
+        for name in ("pool", "seeds", "second_hop", "seed_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise InputError(f"chains.{name} must be greater than 0, got {value!r}")
+        for name in ("link_bonus", "title_bonus"):
+            if getattr(self, name) < 0:
+                raise InputError(f"chains.{name} must be >= 0, got {getattr(self, name)!r}")
+
+
+def names_title(title: str, text: str) -> bool:
+    """Does `text` name `title` (whole words, normalised; a disambiguation like "(film)" is not required)?"""
+    name = normalize_answer(_PARENTHETICAL.sub(" ", title))
+    return bool(name) and f" {name} " in f" {normalize_answer(text)} "
+
+
+def linked(a: Passage, b: Passage) -> bool:
+    """One passage names the other's title. A title inside the naming passage's own title ("Orrefors" in a
+    passage titled "Orrefors Glass Pavilion") is part of a name, not a mention."""
+    return ((names_title(b.title, a.text) and not names_title(b.title, a.title))
+            or (names_title(a.title, b.text) and not names_title(a.title, b.title)))
+
+
+def titles_named(question: str, candidates: Sequence[ScoredPassage]) -> list[bool]:
+    """Which candidates' titles the question names, the longest name only: a question about the "Orrefors Glass
+    Pavilion" does not name the village "Orrefors"."""
+    named = [names_title(c.passage.title, question) for c in candidates]
+    return [yes and not any(other and names_title(c.passage.title, o.passage.title)
+                            and normalize_answer(o.passage.title) != normalize_answer(c.passage.title)
+                            for other, o in zip(named, candidates))
+            for yes, c in zip(named, candidates)]
+
+
+def second_hop_query(question: str, seed: Passage, chars: int) -> str:
+    return f"{question} {seed.text[:chars]}"
+
+
+def document_id(hit: ScoredPassage) -> str:
+    """Chunks of one document are one source: a chain joins two documents."""
+    return hit.passage.parent_id or hit.passage.id
+
+
+def best_pair(question: str, candidates: Sequence[ScoredPassage], question_scores: Sequence[float],
+              config: ChainConfig) -> list[ScoredPassage]:
+    """The two candidates (of different documents) that score best together, the one closer to the question
+    first, each with the pair's score under `scores["chain"]`. Fewer than two documents: the candidates as given."""
+    if len(candidates) != len(question_scores):
+        raise InputError(f"{len(candidates)} candidates but {len(question_scores)} scores")
+    named = titles_named(question, candidates)
+    best: tuple[float, int, int] | None = None
+    for i, j in itertools.combinations(range(len(candidates)), 2):
+        a, b = candidates[i].passage, candidates[j].passage
+        if document_id(candidates[i]) == document_id(candidates[j]):
+            continue
+        score = question_scores[i] + question_scores[j]
+        score += config.link_bonus * linked(a, b)
+        score += config.title_bonus * (named[i] + named[j])
+        if best is None or score > best[0]:
+            best = (score, i, j)
+    if best is None:
+        return list(candidates)
+    score, i, j = best
+    pair = sorted((i, j), key=lambda k: -question_scores[k])
+    return [ScoredPassage(candidates[k].passage, candidates[k].score,
+                          {**candidates[k].scores, "chain": round(score, 4)})
+            for k in pair]
