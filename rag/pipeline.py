@@ -321,7 +321,13 @@ class QAPipeline(Runnable[Any, Answer]):
         pool = [ScoredPassage(h.passage, round(float(score), 4), {**h.scores, "question": round(float(score), 4)})
                 for h, score in zip(candidates.values(), vectors[:-1] @ vectors[-1])]
         chain = chains.best_pair(question, pool, [h.score for h in pool], settings)
-        return chain, sorted(pool, key=lambda h: -h.score)
+        ranked = sorted(pool, key=lambda h: -h.score)
+        # The dense stage's absolute floor applies to the passage nearest the question: below it the question is off
+        # the corpus and the reader should see nothing (it then refuses). The bridge passage is exempt: it is far
+        # from the question by nature.
+        if not chain or chain[0].score < self.config.min_passage_score:
+            return [], ranked
+        return chain, ranked
 
     def _candidates(self, query: str, count: int) -> list[ScoredPassage]:
         """Dense hits for `query` without the verbalised KG passages (with the KG retriever on, its triples carry

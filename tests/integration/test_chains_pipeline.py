@@ -66,3 +66,12 @@ def test_chain_finds_the_bridge_passage_that_dense_top_k_misses(bridge_index: Pa
 
     plain = pipeline_over(bridge_index, default_pipeline).ask(QUESTION)
     assert "kalmar" not in plain.text.lower()  # the dense top 2 alone does not reach the answer
+
+
+def test_an_off_corpus_question_gets_no_chain_and_is_refused(bridge_index: Path, default_pipeline) -> None:
+    chained = pipeline_over(bridge_index, default_pipeline, passage_chains=True)
+    question = "Who conceptualized the piston?"
+    chain, pool = chained.select_chain(question)
+    assert chain == [] and pool  # candidates were found, none close enough to the question to show the reader
+    assert max(h.score for h in pool) < chained.config.min_passage_score
+    assert chained.ask(question).refused
