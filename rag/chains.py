@@ -7,16 +7,15 @@ easily misled by those (docs/RESULTS.md: on held-out HotpotQA it does better wit
 the dense top 5).
 
 So, as multi-hop dense retrieval does, each of the best first-hop passages seeds a second-hop query (question +
-that passage's text), and the pipeline shows the reader the *pair* of candidates that scores best together:
-both passages' similarity to the question, plus a bonus when one passage names the other's title (Wikipedia's
-hyperlinks, in text form) and when the question names a passage's title (comparison questions name both). The
-weights were chosen on HotpotQA's odd (tuning) lines. Pure functions here; the retrieval calls live in
+that passage's text), and the pipeline shows the reader the passage nearest the question and the candidate
+that scores best with it: both passages' similarity to the question, plus a bonus when one passage names the
+other's title (Wikipedia's hyperlinks, in text form) and when the question names a passage's title (comparison
+questions name both). The weights were chosen on HotpotQA's odd (tuning) lines. Pure functions here; the retrieval calls live in
 `QAPipeline.select_chain`.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,25 +80,30 @@ def document_id(hit: ScoredPassage) -> str:
 
 def best_pair(question: str, candidates: Sequence[ScoredPassage], question_scores: Sequence[float],
               config: ChainConfig) -> list[ScoredPassage]:
-    """The two candidates (of different documents) that score best together, the one closer to the question
-    first, each with the pair's score under `scores["chain"]`. Fewer than two documents: the candidates as given."""
+    """The chain: the candidate nearest the question, then the candidate of another document that scores best
+    with it; both with the pair's score under `scores["chain"]`. Fewer than two documents: the candidates as given.
+
+    The chain always starts at the nearest candidate (a beam of one, as multi-hop dense retrieval starts from its
+    best first hop): a free choice of both passages let a linked pair of near misses push out the one passage a
+    single-hop question needed (two NQ answers of the embedded sample were lost that way)."""
     if len(candidates) != len(question_scores):
         raise InputError(f"{len(candidates)} candidates but {len(question_scores)} scores")
+    if not candidates:
+        return []
     named = titles_named(question, candidates)
-    best: tuple[float, int, int] | None = None
-    for i, j in itertools.combinations(range(len(candidates)), 2):
-        a, b = candidates[i].passage, candidates[j].passage
-        if document_id(candidates[i]) == document_id(candidates[j]):
+    first = max(range(len(candidates)), key=lambda k: question_scores[k])
+    best: tuple[float, int] | None = None
+    for other in range(len(candidates)):
+        if document_id(candidates[other]) == document_id(candidates[first]):
             continue
-        score = question_scores[i] + question_scores[j]
-        score += config.link_bonus * linked(a, b)
-        score += config.title_bonus * (named[i] + named[j])
+        score = question_scores[first] + question_scores[other]
+        score += config.link_bonus * linked(candidates[first].passage, candidates[other].passage)
+        score += config.title_bonus * (named[first] + named[other])
         if best is None or score > best[0]:
-            best = (score, i, j)
+            best = (score, other)
     if best is None:
         return list(candidates)
-    score, i, j = best
-    pair = sorted((i, j), key=lambda k: -question_scores[k])
+    score, other = best
     return [ScoredPassage(candidates[k].passage, candidates[k].score,
                           {**candidates[k].scores, "chain": round(score, 4)})
-            for k in pair]
+            for k in (first, other)]

@@ -97,3 +97,12 @@ def test_a_title_inside_a_longer_name_is_no_mention() -> None:
     assert titles_named(question, [village, pavilion, architect]) == [False, True, False]
     chain = best_pair(question, [pavilion, village, architect], [0.7, 0.5, 0.3], ChainConfig())
     assert [h.passage.id for h in chain] == ["pavilion", "architect"]
+
+
+def test_the_chain_starts_at_the_passage_nearest_the_question() -> None:
+    # Two linked near misses would outscore the nearest passage with any partner; the chain keeps the nearest.
+    near = hit("near", "Tax rates", "The corporate tax rate in Great Britain is 20%.")
+    a = hit("a", "Finance Act", "The Finance Act set rates before the Budget of 2008.")
+    b = hit("b", "Budget of 2008", "The Budget of 2008 followed the Finance Act: 28%.")
+    chain = best_pair("what is the corporate tax rate in great britain", [a, near, b], [0.6, 0.7, 0.55], ChainConfig())
+    assert chain[0].passage.id == "near"
