@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from rag.ablation import BASE_CONFIGS, CONFIGS
 from rag.errors import InputError, KgragError
 from rag.evaluate import select_lines
 
@@ -313,9 +314,10 @@ def make_parser() -> argparse.ArgumentParser:
     ab.add_argument("--reranker", help="reranker folder (default: INDEX/models/reranker, then the user cache)")
     ab.add_argument("--gate", help="gate weights (default: INDEX/models/gate.safetensors)")
     ab.add_argument("--out", help="folder for per-question rows (JSONL) and the table")
-    ab.add_argument("--configs", nargs="+", choices=["vanilla", "+gate", "+reranker", "+both", "+chain"],
-                    default=["vanilla", "+gate", "+reranker", "+both"],
-                    help="+chain: the two-passage multi-hop chain (rag.chains) instead of the dense top 5")
+    ab.add_argument("--configs", nargs="+", choices=[name for name in CONFIGS if name != "+gate+soft"],
+                    default=list(BASE_CONFIGS),
+                    help="+chain: the two-passage multi-hop chain (rag.chains) instead of the dense top 5; "
+                         "+gate+soft comes with --soft-prompt")
     ab.add_argument("--gate-threshold", type=float, help="override the gate's learned threshold")
     ab.add_argument("--soft-prompt", help="projector weights: adds a +gate+soft row (gate with soft prompts)")
     ab.add_argument("--no-reader", action="store_true", help="retrieval metrics only (no Hits@1/F1; much faster)")

@@ -10,8 +10,8 @@ So, as multi-hop dense retrieval does, each of the best first-hop passages seeds
 that passage's text), and the pipeline shows the reader the passage nearest the question and the candidate
 that scores best with it: both passages' similarity to the question, plus a bonus when one passage names the
 other's title (Wikipedia's hyperlinks, in text form) and when the question names a passage's title (comparison
-questions name both). The weights were chosen on HotpotQA's odd (tuning) lines. Pure functions here; the retrieval calls live in
-`QAPipeline.select_chain`.
+questions name both). The weights were chosen on HotpotQA's odd (tuning) lines. Pure functions here; the
+retrieval calls live in `QAPipeline.select_chain`.
 """
 
 from __future__ import annotations
@@ -63,10 +63,12 @@ def titles_named(question: str, candidates: Sequence[ScoredPassage]) -> list[boo
     """Which candidates' titles the question names, the longest name only: a question about the "Orrefors Glass
     Pavilion" does not name the village "Orrefors"."""
     named = [names_title(c.passage.title, question) for c in candidates]
-    return [yes and not any(other and names_title(c.passage.title, o.passage.title)
-                            and normalize_answer(o.passage.title) != normalize_answer(c.passage.title)
-                            for other, o in zip(named, candidates))
-            for yes, c in zip(named, candidates)]
+    longer = {c.passage.title for c, yes in zip(candidates, named) if yes}
+
+    def inside_a_longer_name(title: str) -> bool:
+        return any(normalize_answer(other) != normalize_answer(title) and names_title(title, other) for other in longer)
+
+    return [yes and not inside_a_longer_name(c.passage.title) for c, yes in zip(candidates, named)]
 
 
 def second_hop_query(question: str, seed: Passage, chars: int) -> str:
@@ -85,7 +87,7 @@ def best_pair(question: str, candidates: Sequence[ScoredPassage], question_score
 
     The chain always starts at the nearest candidate (a beam of one, as multi-hop dense retrieval starts from its
     best first hop): a free choice of both passages let a linked pair of near misses push out the one passage a
-    single-hop question needed (two NQ answers of the embedded sample were lost that way)."""
+    single-hop question needed (answers of the embedded sample's NQ questions were lost that way)."""
     if len(candidates) != len(question_scores):
         raise InputError(f"{len(candidates)} candidates but {len(question_scores)} scores")
     if not candidates:

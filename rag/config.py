@@ -54,7 +54,7 @@ class PipelineConfig:
     gate_on_passages: bool = True
     gate_threshold: float | None = field(default=None, metadata={"help": "None = the threshold learned with the gate"})
     # Multi-hop passage selection (rag.chains): second-hop queries from the best first-hop passages, then the reader
-    # sees the two-passage chain that scores best together instead of the top_k. It replaces the passage reranker
+    # sees the passage nearest the question and the candidate that scores best with it instead of the top_k. It replaces the passage reranker
     # and gate (the gate still weighs triples). Off by default for now: measured better on HotpotQA, MuSiQue and NQ
     # and level on the embedded sample, but the other default-preset figures were measured without it (RESULTS.md).
     passage_chains: bool = False

@@ -79,9 +79,6 @@ class OpenAIReader:
         # without them, and the confidence rule counts the certainty as unknown.
         self.logprobs = True
 
-    def validate(self) -> None:
-        """No network: the URL's form was checked at construction; `warm_up` checks that the server answers."""
-
     def warm_up(self) -> None:
         models = [m.get("id") for m in self._request("GET", "/models").get("data", []) if isinstance(m, dict)]
         if self.model is None:
