@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from indexes.build import BuildConfig, build_index  # noqa: E402
+from rag.__main__ import parse_setting  # noqa: E402
 from rag.config import PRESETS  # noqa: E402
 from rag.injection import answer_from_instructions, inspect  # noqa: E402
 from rag.metrics import normalize_answer  # noqa: E402
@@ -111,6 +112,8 @@ def main() -> None:
                         help="repeatable; default: default and vanilla")
     parser.add_argument("--reader", help="reader model name or path (default: the packaged Qwen)")
     parser.add_argument("--limit", type=int, help="first N questions only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                        help="any PipelineConfig field, as for python -m rag (repeatable)")
     parser.add_argument("--out", type=Path, help="folder for predictions-<preset>.jsonl and summary.json")
     parser.add_argument("--detector-only", action="store_true", help="measure the detector alone (no models)")
     parser.add_argument("--clean", type=Path, nargs="*", default=[],
@@ -125,7 +128,9 @@ def main() -> None:
     if index is None or not (index / "CURRENT").exists():
         index = index or Path(tempfile.mkdtemp(prefix="kgrag-injection-")) / "index"
         build_index(index, BuildConfig(passages=(str(CORPUS / "passages.jsonl"),), progress=False))
-    options = {"reader": args.reader} if args.reader else {}
+    options = dict(parse_setting(s) for s in args.settings)
+    if args.reader:
+        options["reader"] = args.reader
     summaries = {}
     for preset in args.preset or ["default", "vanilla"]:
         summary, rows = evaluate(QAPipeline.load(index, preset=preset, **options), questions)

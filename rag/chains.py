@@ -10,8 +10,10 @@ So, as multi-hop dense retrieval does, each of the best first-hop passages seeds
 that passage's text), and the pipeline shows the reader the passage nearest the question and the candidate
 that scores best with it: both passages' similarity to the question, plus a bonus when one passage names the
 other's title (Wikipedia's hyperlinks, in text form) and when the question names a passage's title (comparison
-questions name both). The weights were chosen on HotpotQA's odd (tuning) lines. Pure functions here; the
-retrieval calls live in `QAPipeline.select_chain`.
+questions name both). A partner that nothing ties to the first passage is shown only when it is about as
+close to the question; otherwise the nearest passage goes alone (a single-hop question). The weights were chosen
+on HotpotQA's odd (tuning) lines, the partner rule on the odd lines of NQ, SQuAD 2.0, HotpotQA and MuSiQue. Pure
+functions here; the retrieval calls live in `QAPipeline.select_chain`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class ChainConfig:
     seed_chars: int = field(default=1000, metadata={"help": "characters of a seed passage added to the question"})
     link_bonus: float = 0.3  # one passage of the pair names the other's title
     title_bonus: float = 0.2  # for each passage of the pair whose title the question names
+    # A partner that nothing ties to the first passage (no title link, the question does not name it) is shown only
+    # when it is about as close to the question (at least this share of the first's similarity): a single-hop
+    # question is answered by its nearest passage, and a small reader is misled by an unrelated second one.
+    partner_share: float = 0.8
 
     def __post_init__(self) -> None:
         for name in ("pool", "seeds", "second_hop", "seed_chars"):
@@ -44,6 +50,8 @@ class ChainConfig:
         for name in ("link_bonus", "title_bonus"):
             if getattr(self, name) < 0:
                 raise InputError(f"chains.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.partner_share <= 1.0:
+            raise InputError(f"chains.partner_share must be in [0, 1], got {self.partner_share!r}")
 
 
 def names_title(title: str, text: str) -> bool:
@@ -83,7 +91,8 @@ def document_id(hit: ScoredPassage) -> str:
 def best_pair(question: str, candidates: Sequence[ScoredPassage], question_scores: Sequence[float],
               config: ChainConfig) -> list[ScoredPassage]:
     """The chain: the candidate nearest the question, then the candidate of another document that scores best
-    with it; both with the pair's score under `scores["chain"]`. Fewer than two documents: the candidates as given.
+    with it (left out when nothing ties it to the first and it is below `partner_share` of the first's score); each
+    with the pair's score under `scores["chain"]`. Fewer than two documents: the candidates as given.
 
     The chain always starts at the nearest candidate (a beam of one, as multi-hop dense retrieval starts from its
     best first hop): a free choice of both passages let a linked pair of near misses push out the one passage a
@@ -94,18 +103,22 @@ def best_pair(question: str, candidates: Sequence[ScoredPassage], question_score
         return []
     named = titles_named(question, candidates)
     first = max(range(len(candidates)), key=lambda k: question_scores[k])
-    best: tuple[float, int] | None = None
+    best: tuple[float, int, float] | None = None
     for other in range(len(candidates)):
         if document_id(candidates[other]) == document_id(candidates[first]):
             continue
-        score = question_scores[first] + question_scores[other]
-        score += config.link_bonus * linked(candidates[first].passage, candidates[other].passage)
-        score += config.title_bonus * (named[first] + named[other])
+        # What ties the partner to the chain: a link between the two, or the question naming the partner.
+        tie = config.link_bonus * linked(candidates[first].passage, candidates[other].passage)
+        tie += config.title_bonus * named[other]
+        score = question_scores[first] + question_scores[other] + tie + config.title_bonus * named[first]
         if best is None or score > best[0]:
-            best = (score, other)
+            best = (score, other, tie)
     if best is None:
         return list(candidates)
-    score, other = best
+    score, other, tie = best
+    chain = (first, other)
+    if tie == 0 and question_scores[other] < config.partner_share * question_scores[first]:
+        chain = (first,)
     return [ScoredPassage(candidates[k].passage, candidates[k].score,
                           {**candidates[k].scores, "chain": round(score, 4)})
-            for k in (first, other)]
+            for k in chain]

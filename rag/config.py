@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal, get_args
 
 from kg.retrieval import KGRetrieverConfig
@@ -54,10 +54,11 @@ class PipelineConfig:
     gate_on_passages: bool = True
     gate_threshold: float | None = field(default=None, metadata={"help": "None = the threshold learned with the gate"})
     # Multi-hop passage selection (rag.chains): second-hop queries from the best first-hop passages, then the reader
-    # sees the passage nearest the question and the candidate that scores best with it instead of the top_k. It replaces the passage reranker
-    # and gate (the gate still weighs triples). Off by default for now: measured better on HotpotQA, MuSiQue and NQ
-    # and level on the embedded sample, but the other default-preset figures were measured without it (RESULTS.md).
-    passage_chains: bool = False
+    # sees the passage nearest the question and the candidate that scores best with it (or that passage alone) instead
+    # of the top_k. None = on unless a trained passage reranker or passage gate is loaded (they select the passages
+    # then; the gate weighs triples either way); True = chains even then; False = the dense top_k. Measured in
+    # docs/RESULTS.md ("Two-passage chains").
+    passage_chains: bool | None = None
     chains: ChainConfig = field(default_factory=ChainConfig)
     # Amar's original form (rag.soft_prompt): gated evidence embeddings as soft prompt vectors in front of the
     # text prompt. None = off; a path = the projector trained by `python -m rag.align train-soft-prompt`.
@@ -126,6 +127,7 @@ _PRESET_SETTINGS: dict[str, dict[str, Any]] = {
         "use_gate": False,
         "use_reader_adapter": False,
         "use_stance": False,
+        "passage_chains": False,
     },
     # Structure only: KG candidates, no reader; refuses when the KG has no answer.
     "kg-only": {"use_reader": False},
@@ -141,11 +143,29 @@ def make_config(preset: str = "default", **options: Any) -> PipelineConfig:
         reader_options["model"] = options.pop("reader")
     if "device" in options:
         reader_options.setdefault("device", options.pop("device"))
+    # "section.field" sets one field of a nested config: chains.partner_share=0.9, defense.pool_size=20, ...
+    nested: dict[str, dict[str, Any]] = {}
+    for key in [k for k in options if "." in k]:
+        section, _, name = key.partition(".")
+        nested.setdefault(section, {})[name] = options.pop(key)
     known = {f.name for f in fields(PipelineConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise InputError(f"unknown pipeline option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     config = PipelineConfig(preset=preset, **{**_PRESET_SETTINGS[preset], **options})
     if reader_options:
-        config = replace(config, reader=replace(config.reader, **reader_options))
+        nested["reader"] = {**reader_options, **nested.get("reader", {})}
+    for section, values in nested.items():
+        current = getattr(config, section, None)
+        if section not in known or not is_dataclass(current):
+            raise InputError(f"unknown pipeline option section {section!r}; sections: {', '.join(_sections(config))}")
+        names = {f.name for f in fields(current)}
+        wrong = sorted(set(values) - names)
+        if wrong:
+            raise InputError(f"unknown {section} option(s): {', '.join(wrong)}; known: {', '.join(sorted(names))}")
+        config = replace(config, **{section: replace(current, **values)})
     return config
+
+
+def _sections(config: PipelineConfig) -> list[str]:
+    return [f.name for f in fields(config) if is_dataclass(getattr(config, f.name))]

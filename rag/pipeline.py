@@ -152,9 +152,9 @@ class QAPipeline(Runnable[Any, Answer]):
         if self.gate is not None and self.config.gate_on_triples and subgraph is not None:
             subgraph, _ = self.gate_triples(question, subgraph, context)
         started = time.perf_counter()
-        if self.config.passage_chains:
+        if self.uses_chains:
             passages, pool = self.select_chain(question)
-        elif self.reranker is None and (self.gate is None or not self.config.gate_on_passages):
+        elif not self._trained_passage_selection:
             # The defense looks for a planted group in a wider pool; the reader still sees the top_k.
             pool = self._dense(question, top_k=self._pool_size())
             passages = pool[: self.config.top_k]
@@ -246,6 +246,19 @@ class QAPipeline(Runnable[Any, Answer]):
             return model.confidence(signals), threshold
         threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else 0.4
         return answering.reader_confidence(output, bool(signals["supported"])), threshold
+
+    @property
+    def uses_chains(self) -> bool:
+        """Whether the reader's passages come from `select_chain` (PipelineConfig.passage_chains: None = unless a
+        trained passage reranker or passage gate selects them)."""
+        if self.config.passage_chains is not None:
+            return self.config.passage_chains
+        return not self._trained_passage_selection
+
+    @property
+    def _trained_passage_selection(self) -> bool:
+        """A trained passage reranker or passage gate is loaded: `select_passages` picks the reader's passages."""
+        return self.reranker is not None or (self.gate is not None and self.config.gate_on_passages)
 
     def _pool_size(self) -> int:
         if self.defense is None:

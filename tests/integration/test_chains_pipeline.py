@@ -4,6 +4,7 @@ dense top-k misses is found by a second-hop query, and the reader answers from t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,24 @@ def test_chain_finds_the_bridge_passage_that_dense_top_k_misses(bridge_index: Pa
     assert not answer.refused and "kalmar" in answer.text.lower()
     assert "architect" in {c.id for c in answer.citations}
 
-    plain = pipeline_over(bridge_index, default_pipeline).ask(QUESTION)
+    plain = pipeline_over(bridge_index, default_pipeline, passage_chains=False).ask(QUESTION)
     assert "kalmar" not in plain.text.lower()  # the dense top 2 alone does not reach the answer
+
+
+def test_the_default_config_chains_unless_a_trained_passage_selector_is_loaded(bridge_index: Path,
+                                                                               default_pipeline) -> None:
+    default = pipeline_over(bridge_index, default_pipeline)
+    assert default.config.passage_chains is None and default.uses_chains
+    assert "architect" in {c.id for c in default.ask(QUESTION).citations}
+    trained = object()  # only its presence matters here: a loaded reranker or gate selects the passages
+    assert not QAPipeline(default.index, default.config, embedder=default.embedder, reader=None,
+                          reranker=trained).uses_chains
+    assert not QAPipeline(default.index, default.config, embedder=default.embedder, reader=None,
+                          gate=trained).uses_chains
+    assert QAPipeline(default.index, replace(default.config, gate_on_passages=False), embedder=default.embedder,
+                      reader=None, gate=trained).uses_chains
+    assert QAPipeline(default.index, replace(default.config, passage_chains=True), embedder=default.embedder,
+                      reader=None, reranker=trained).uses_chains
 
 
 def test_an_off_corpus_question_gets_no_chain_and_is_refused(bridge_index: Path, default_pipeline) -> None:

@@ -53,10 +53,26 @@ def test_default_preset_does_not_parrot_five_planted_passages(poisoned_index) ->
     vanilla = QAPipeline.load(poisoned_index, preset="vanilla", device="cpu")
     assert "24" in vanilla.ask(QUESTION).text.split()  # the attack works without the defense
 
-    answer = QAPipeline.load(poisoned_index, device="cpu").ask(QUESTION)
+    # The dense top 5 shows the reader the planted group: it parrots "24", and the defense switches and reports.
+    answer = QAPipeline.load(poisoned_index, device="cpu", passage_chains=False).ask(QUESTION)
     assert "24" not in answer.text.split()
     if not answer.refused:
         assert "23" in answer.text
     (conflict,) = answer.conflicts
     assert "23" in conflict.claim_a and "clean0" in conflict.source_a
     assert "24" in conflict.claim_b and set(conflict.source_b.split(",")) == {f"adv{i}" for i in range(5)}
+
+
+def test_default_passage_chain_answers_from_the_true_passage(poisoned_index) -> None:
+    """The default preset's chain shows the nearest planted passage and the true one, whose title the question
+    names (rag.chains' title bonus), instead of five planted ones; the reader follows the true passage. No
+    conflict is reported here: the answer does not rest on the planted group, and nothing reads that group."""
+    from rag.pipeline import QAPipeline
+
+    pipeline = QAPipeline.load(poisoned_index, device="cpu")
+    assert pipeline.uses_chains
+    chain, _ = pipeline.select_chain(QUESTION)
+    assert "clean0" in {h.passage.id for h in chain} and len(chain) == 2
+    answer = pipeline.ask(QUESTION)
+    assert "24" not in answer.text.split()
+    assert not answer.refused and "23" in answer.text and "clean0" in {c.id for c in answer.citations}

@@ -41,7 +41,7 @@ def test_best_pair_prefers_a_linked_pair_to_two_close_passages() -> None:
     assert [h.passage.id for h in chain] == ["haymo", "era"]  # closer to the question first
     assert chain[0].scores["chain"] == chain[1].scores["chain"] == pytest.approx(0.8 + 0.45 + 0.3 + 0.2)
     # Without the bonuses the two passages closest to the question win.
-    plain = best_pair(question, candidates, [0.8, 0.6, 0.45], ChainConfig(link_bonus=0.0, title_bonus=0.0))
+    plain = best_pair(question, candidates, [0.8, 0.6, 0.45], ChainConfig(link_bonus=0.0, title_bonus=0.0, partner_share=0.0))
     assert [h.passage.id for h in plain] == ["haymo", "other"]
 
 
@@ -59,8 +59,23 @@ def test_best_pair_title_bonus_finds_both_sides_of_a_comparison() -> None:
 def test_best_pair_joins_two_documents_not_two_chunks_of_one() -> None:
     candidates = [hit("d1#0", "D1", "first part", parent="d1"), hit("d1#1", "D1", "second part", parent="d1"),
                   hit("d2", "D2", "another document")]
-    chain = best_pair("q", candidates, [0.9, 0.85, 0.1], ChainConfig())
+    chain = best_pair("q", candidates, [0.9, 0.85, 0.1], ChainConfig(partner_share=0.0))
     assert [h.passage.id for h in chain] == ["d1#0", "d2"]
+
+
+def test_an_unlinked_partner_far_from_the_question_is_left_out() -> None:
+    """A single-hop question: the nearest passage answers it, a distant unrelated one would only mislead."""
+    question = "Where is The Curse of Oak Island filmed?"
+    near = hit("oak", "The Curse of Oak Island", "The Curse of Oak Island is filmed on Oak Island in Nova Scotia.")
+    far = hit("toronto", "Toronto", "Toronto is the capital of the province of Ontario.")
+    named_far = hit("nova", "Nova Scotia", "Nova Scotia is a province of Canada.")
+    assert [h.passage.id for h in best_pair(question, [near, far], [0.8, 0.5], ChainConfig())] == ["oak"]
+    # As close to the question as the first (share 0.8 of its score): kept.
+    assert [h.passage.id for h in best_pair(question, [near, far], [0.8, 0.65], ChainConfig())] == ["oak", "toronto"]
+    # Far, but named by the first passage (a link): kept.
+    assert [h.passage.id for h in best_pair(question, [near, named_far], [0.8, 0.3], ChainConfig())] == ["oak", "nova"]
+    # Share 0: always a pair.
+    assert len(best_pair(question, [near, far], [0.8, 0.1], ChainConfig(partner_share=0.0))) == 2
 
 
 def test_best_pair_with_fewer_than_two_documents_returns_the_candidates() -> None:
@@ -77,15 +92,17 @@ def test_second_hop_query_appends_the_seed_text() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"pool": 0}, {"seeds": -1}, {"second_hop": 1.5}, {"seed_chars": 0},
-                                 {"link_bonus": -0.1}])
+                                 {"link_bonus": -0.1}, {"partner_share": 1.5}])
 def test_chain_config_rejects_bad_values(bad: dict) -> None:
     with pytest.raises(InputError, match="chains."):
         ChainConfig(**bad)
 
 
-def test_chains_are_off_by_default_and_switch_on_from_config() -> None:
-    assert not make_config().passage_chains
+def test_chains_are_on_by_default_off_in_vanilla_and_set_from_config() -> None:
+    assert make_config().passage_chains is None  # on unless a trained passage reranker or gate is loaded
+    assert make_config("vanilla").passage_chains is False
     assert make_config(passage_chains=True, chains=ChainConfig(seeds=2)).chains.seeds == 2
+    assert make_config(**{"chains.partner_share": 0.5}).chains.partner_share == 0.5
 
 
 def test_a_title_inside_a_longer_name_is_no_mention() -> None:

@@ -33,6 +33,23 @@ def test_reader_shortcuts() -> None:
     assert config.reader.device == "cpu" and config.reader.max_new_tokens == 8
 
 
+def test_a_dotted_option_sets_one_field_of_a_nested_config() -> None:
+    config = make_config(**{"chains.partner_share": 0.5, "defense.pool_size": 12, "reader.max_new_tokens": 8})
+    assert config.chains.partner_share == 0.5 and config.defense.pool_size == 12 and config.reader.max_new_tokens == 8
+    assert config.chains.seeds == make_config().chains.seeds  # the other fields keep their defaults
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({"chains.nope": 1}, "unknown chains option.*nope.*partner_share"),
+    ({"top_k.x": 1}, "unknown pipeline option section 'top_k'.*chains"),
+    ({"reader_nope": 1}, "unknown reader option.*nope"),
+    ({"chains.partner_share": 2.0}, "chains.partner_share must be in"),
+])
+def test_a_wrong_dotted_option_is_named(options: dict, needle: str) -> None:
+    with pytest.raises(InputError, match=needle):
+        make_config(**options)
+
+
 def test_unknown_preset() -> None:
     with pytest.raises(InputError, match="preset must be one of .*'fancy'"):
         make_config("fancy")
