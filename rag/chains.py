@@ -88,7 +88,7 @@ def document_id(hit: ScoredPassage) -> str:
     return hit.passage.parent_id or hit.passage.id
 
 
-def best_pair(question: str, candidates: Sequence[ScoredPassage], question_scores: Sequence[float],
+def best_chain(question: str, candidates: Sequence[ScoredPassage], question_scores: Sequence[float],
               config: ChainConfig) -> list[ScoredPassage]:
     """The chain: the candidate nearest the question, then the candidate of another document that scores best
     with it (left out when nothing ties it to the first and it is below `partner_share` of the first's score); each
@@ -117,7 +117,8 @@ def best_pair(question: str, candidates: Sequence[ScoredPassage], question_score
         return list(candidates)
     score, other, tie = best
     chain = (first, other)
-    if tie == 0 and question_scores[other] < config.partner_share * question_scores[first]:
+    # Share 0 switches the rule off (always a pair), even for a partner whose similarity is negative.
+    if tie == 0 and config.partner_share > 0 and question_scores[other] < config.partner_share * question_scores[first]:
         chain = (first,)
     return [ScoredPassage(candidates[k].passage, candidates[k].score,
                           {**candidates[k].scores, "chain": round(score, 4)})

@@ -333,7 +333,7 @@ class QAPipeline(Runnable[Any, Answer]):
         vectors = self.embedder.encode([h.passage.text for h in candidates.values()] + [question])
         pool = [ScoredPassage(h.passage, round(float(score), 4), {**h.scores, "question": round(float(score), 4)})
                 for h, score in zip(candidates.values(), vectors[:-1] @ vectors[-1])]
-        chain = chains.best_pair(question, pool, [h.score for h in pool], settings)
+        chain = chains.best_chain(question, pool, [h.score for h in pool], settings)
         ranked = sorted(pool, key=lambda h: -h.score)
         # The dense stage's absolute floor applies to the passage nearest the question: below it the question is off
         # the corpus and the reader should see nothing (it then refuses). The bridge passage is exempt: it is far

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chains import ChainConfig, best_pair, linked, names_title, second_hop_query, titles_named
+from rag.chains import ChainConfig, best_chain, linked, names_title, second_hop_query, titles_named
 from rag.config import make_config
 from rag.errors import InputError
 from rag.types import Passage, ScoredPassage
@@ -30,36 +30,37 @@ def test_linked_either_way() -> None:
     assert not linked(a, c)
 
 
-def test_best_pair_prefers_a_linked_pair_to_two_close_passages() -> None:
+def test_best_chain_prefers_a_linked_pair_to_two_close_passages() -> None:
     question = "What language were books translated into during the era of Haymo of Faversham?"
     candidates = [
         hit("haymo", "Haymo of Faversham", "Haymo of Faversham was a Franciscan of the Scholastic era."),
         hit("other", "Faversham Abbey", "Faversham Abbey is a ruined abbey in Kent."),
         hit("era", "Scholastic era", "In the Scholastic era books were translated into Latin."),
     ]
-    chain = best_pair(question, candidates, [0.8, 0.6, 0.45], ChainConfig())
+    chain = best_chain(question, candidates, [0.8, 0.6, 0.45], ChainConfig())
     assert [h.passage.id for h in chain] == ["haymo", "era"]  # closer to the question first
     assert chain[0].scores["chain"] == chain[1].scores["chain"] == pytest.approx(0.8 + 0.45 + 0.3 + 0.2)
     # Without the bonuses the two passages closest to the question win.
-    plain = best_pair(question, candidates, [0.8, 0.6, 0.45], ChainConfig(link_bonus=0.0, title_bonus=0.0, partner_share=0.0))
+    plain = best_chain(question, candidates, [0.8, 0.6, 0.45],
+                       ChainConfig(link_bonus=0.0, title_bonus=0.0, partner_share=0.0))
     assert [h.passage.id for h in plain] == ["haymo", "other"]
 
 
-def test_best_pair_title_bonus_finds_both_sides_of_a_comparison() -> None:
+def test_best_chain_title_bonus_finds_both_sides_of_a_comparison() -> None:
     question = "Are Christopher Nolan and Sathish Kalathil both film directors?"
     candidates = [
         hit("nolan", "Christopher Nolan", "Christopher Nolan is an English-American film director."),
         hit("prestige", "The Prestige (film)", "The Prestige is a 2006 thriller directed by Christopher Nolan."),
         hit("kalathil", "Sathish Kalathil", "Sathish Kalathil is an Indian documentary film director."),
     ]
-    chain = best_pair(question, candidates, [0.7, 0.65, 0.5], ChainConfig(link_bonus=0.0))
+    chain = best_chain(question, candidates, [0.7, 0.65, 0.5], ChainConfig(link_bonus=0.0))
     assert {h.passage.id for h in chain} == {"nolan", "kalathil"}
 
 
-def test_best_pair_joins_two_documents_not_two_chunks_of_one() -> None:
+def test_best_chain_joins_two_documents_not_two_chunks_of_one() -> None:
     candidates = [hit("d1#0", "D1", "first part", parent="d1"), hit("d1#1", "D1", "second part", parent="d1"),
                   hit("d2", "D2", "another document")]
-    chain = best_pair("q", candidates, [0.9, 0.85, 0.1], ChainConfig(partner_share=0.0))
+    chain = best_chain("q", candidates, [0.9, 0.85, 0.1], ChainConfig(partner_share=0.0))
     assert [h.passage.id for h in chain] == ["d1#0", "d2"]
 
 
@@ -69,21 +70,22 @@ def test_an_unlinked_partner_far_from_the_question_is_left_out() -> None:
     near = hit("oak", "The Curse of Oak Island", "The Curse of Oak Island is filmed on Oak Island in Nova Scotia.")
     far = hit("toronto", "Toronto", "Toronto is the capital of the province of Ontario.")
     named_far = hit("nova", "Nova Scotia", "Nova Scotia is a province of Canada.")
-    assert [h.passage.id for h in best_pair(question, [near, far], [0.8, 0.5], ChainConfig())] == ["oak"]
+    assert [h.passage.id for h in best_chain(question, [near, far], [0.8, 0.5], ChainConfig())] == ["oak"]
     # As close to the question as the first (share 0.8 of its score): kept.
-    assert [h.passage.id for h in best_pair(question, [near, far], [0.8, 0.65], ChainConfig())] == ["oak", "toronto"]
+    assert [h.passage.id for h in best_chain(question, [near, far], [0.8, 0.65], ChainConfig())] == ["oak", "toronto"]
     # Far, but named by the first passage (a link): kept.
-    assert [h.passage.id for h in best_pair(question, [near, named_far], [0.8, 0.3], ChainConfig())] == ["oak", "nova"]
+    assert [h.passage.id for h in best_chain(question, [near, named_far], [0.8, 0.3], ChainConfig())] == ["oak", "nova"]
     # Share 0: always a pair.
-    assert len(best_pair(question, [near, far], [0.8, 0.1], ChainConfig(partner_share=0.0))) == 2
+    assert len(best_chain(question, [near, far], [0.8, 0.1], ChainConfig(partner_share=0.0))) == 2
+    assert len(best_chain(question, [near, far], [0.8, -0.1], ChainConfig(partner_share=0.0))) == 2
 
 
-def test_best_pair_with_fewer_than_two_documents_returns_the_candidates() -> None:
+def test_best_chain_with_fewer_than_two_documents_returns_the_candidates() -> None:
     one = [hit("a", "A", "text")]
-    assert best_pair("q", one, [0.3], ChainConfig()) == one
-    assert best_pair("q", [], [], ChainConfig()) == []
+    assert best_chain("q", one, [0.3], ChainConfig()) == one
+    assert best_chain("q", [], [], ChainConfig()) == []
     with pytest.raises(InputError, match="2 scores"):
-        best_pair("q", one, [0.3, 0.2], ChainConfig())
+        best_chain("q", one, [0.3, 0.2], ChainConfig())
 
 
 def test_second_hop_query_appends_the_seed_text() -> None:
@@ -112,7 +114,7 @@ def test_a_title_inside_a_longer_name_is_no_mention() -> None:
     assert not linked(village.passage, pavilion.passage)
     question = "In which city was the architect of the Orrefors Glass Pavilion born?"
     assert titles_named(question, [village, pavilion, architect]) == [False, True, False]
-    chain = best_pair(question, [pavilion, village, architect], [0.7, 0.5, 0.3], ChainConfig())
+    chain = best_chain(question, [pavilion, village, architect], [0.7, 0.5, 0.3], ChainConfig())
     assert [h.passage.id for h in chain] == ["pavilion", "architect"]
 
 
@@ -121,5 +123,5 @@ def test_the_chain_starts_at_the_passage_nearest_the_question() -> None:
     near = hit("near", "Tax rates", "The corporate tax rate in Great Britain is 20%.")
     a = hit("a", "Finance Act", "The Finance Act set rates before the Budget of 2008.")
     b = hit("b", "Budget of 2008", "The Budget of 2008 followed the Finance Act: 28%.")
-    chain = best_pair("what is the corporate tax rate in great britain", [a, near, b], [0.6, 0.7, 0.55], ChainConfig())
+    chain = best_chain("what is the corporate tax rate in great britain", [a, near, b], [0.6, 0.7, 0.55], ChainConfig())
     assert chain[0].passage.id == "near"
