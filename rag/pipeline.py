@@ -196,7 +196,7 @@ class QAPipeline(Runnable[Any, Answer]):
         cited: list[Evidence] | None = None
         if self.stance is not None and polar and method == "reader" and not instruction:
             started = time.perf_counter()
-            output, stance_conflicts, cited, followed = self._weigh_stances(question, output, evidence)
+            output, stance_conflicts, cited, followed = self._weigh_stances(question, output, evidence, pool)
             timings["stance"] = time.perf_counter() - started
             conflicts += stance_conflicts
             method = "stance" if followed else method
@@ -219,20 +219,26 @@ class QAPipeline(Runnable[Any, Answer]):
         )
         return self._timed(answer, timings)
 
-    def _weigh_stances(self, question: str, output: ReaderOutput,
-                       evidence: list[Evidence]) -> tuple[ReaderOutput, tuple[Conflict, ...], list[Evidence], bool]:
+    def _weigh_stances(self, question: str, output: ReaderOutput, evidence: list[Evidence],
+                       pool: list[ScoredPassage]) -> tuple[ReaderOutput, tuple[Conflict, ...], list[Evidence], bool]:
         """(output, conflicts, passages the answer rests on, whether the answer now follows the passages rather
-        than the reader) for a yes/no answer, from the sides the shown passages take (rag.stance)."""
+        than the reader) for a yes/no answer, from the sides the shown passages take (rag.stance); `pool`: the
+        wider set of passages the defense examines, where a planted group shows itself."""
         assert self.stance is not None
         shown = [e for e in evidence if e.aspect == "passage"]
         if not shown:
             return output, (), [], False
         texts = [e.text for e in shown]
         stances = self.stance.stances(question, texts)
-        verdict = stance.polar_verdict(output.text, shown, stances, self.embedder.encode(texts),
+        pool_texts = [e.text for e in answering.make_evidence(None, pool, max_triples=0)]
+        vectors = self.embedder.encode(texts + pool_texts)
+        defense = self.config.defense
+        grouped = stance.in_pool_group(vectors[: len(texts)], vectors[len(texts):],
+                                       defense.coordination_similarity, defense.min_group)
+        verdict = stance.polar_verdict(output.text, shown, stances, vectors[: len(texts)],
                                        threshold=self.config.stance_threshold,
-                                       similarity=self.config.defense.coordination_similarity,
-                                       min_group=self.config.defense.min_group)
+                                       similarity=defense.coordination_similarity,
+                                       min_group=defense.min_group, grouped=grouped)
         if verdict.answer and verdict.answer != stance.side_of(output.text):
             certainty = max(stances[shown.index(e)][verdict.answer] for e in verdict.evidence)
             return stance.follow(output, verdict.answer, certainty), verdict.conflicts, list(verdict.evidence), True
@@ -436,11 +442,12 @@ def load_alignment(index_dir: str | Path, config: PipelineConfig) -> tuple[Cross
 
 
 def load_stance(index_dir: str | Path, config: PipelineConfig) -> StanceModel | None:
-    """The yes/no stance model the config asks for: None in the config = on when trained weights are found."""
+    """The yes/no stance model the config asks for: None in the config = on when trained weights are found (one
+    trained for this index or this user first, else the packaged one)."""
     if config.use_stance is False or not config.use_reader:
         return None
     candidates = [Path(config.stance_path)] if config.stance_path else [
-        Path(index_dir) / "models" / "stance", resolve_cache_dir() / "stance"]
+        Path(index_dir) / "models" / "stance", resolve_cache_dir() / "stance", stance.PACKAGED]
     found = next((c for c in candidates if stance_available(c)), None)
     if found is None and config.use_stance:
         raise ModelLoadError(f"use_stance is on but no trained stance model in {', '.join(map(str, candidates))}; "

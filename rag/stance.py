@@ -39,6 +39,9 @@ from rag.types import Conflict, Evidence
 LABELS: tuple[str, ...] = ("yes", "no", "neither")
 WEIGHTS = "model.safetensors"
 META = "stance.json"
+# The model that ships with the package (1.3 MB of low-rank deltas and the head, trained by the command in
+# docs/RESULTS.md): yes/no conflicts are reported out of the box, not only after a 25-minute training run.
+PACKAGED = Path(__file__).parent / "resources" / "stance"
 
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 
@@ -382,6 +385,16 @@ def independent_count(vectors: np.ndarray, similarity: float) -> int:
     return len(kept)
 
 
+def in_pool_group(shown: np.ndarray, pool: np.ndarray, similarity: float, min_group: int) -> list[bool]:
+    """For each shown passage: is it one of a coordinated group in the wider pool, i.e. does the pool hold at least
+    `min_group` passages (itself included) at cosine >= `similarity` to it (normalised rows)? The reader may see only
+    one or two passages of a planted group (a passage chain shows at most two), so the group is looked for where
+    the defense looks for it."""
+    if len(shown) == 0 or len(pool) == 0:
+        return [False] * len(shown)
+    return [int(count) >= min_group for count in ((shown @ pool.T) >= similarity).sum(axis=1)]
+
+
 def side_of(answer: str) -> str:
     """'yes' or 'no' for a yes/no answer ("Yes, it was." -> yes), '' for any other."""
     tokens = normalize_answer(answer).split()
@@ -390,12 +403,13 @@ def side_of(answer: str) -> str:
 
 def polar_verdict(reader_answer: str, passages: Sequence[Evidence], stances: Sequence[dict[str, float]],
                   vectors: np.ndarray, *, threshold: float, similarity: float, lean: float = 0.5,
-                  min_group: int = 3) -> PolarVerdict:
+                  min_group: int = 3, grouped: Sequence[bool] | None = None) -> PolarVerdict:
     """Weigh the sides the shown passages take (stance >= `threshold`) against the reader's yes/no answer.
     - No passage takes a side: keep the reader's answer.
     - One side only: that side (the reader's answer when it agrees; else it follows the passages, unless some
       passage still leans the reader's way, stance >= `lean`, or the side is a coordinated group: >= `min_group`
-      passages at mean similarity >= `similarity`, as rag.defense defines it; PoisonedRAG plants five).
+      passages at mean similarity >= `similarity`, as rag.defense defines it; PoisonedRAG plants five; or every
+      passage of the side is `grouped`, one of such a group in the wider pool: see `in_pool_group`).
     - Both sides: a conflict is reported; the side with more independent passages wins (near-duplicates count
       once, a coordinated group as one voice), and on a tie the reader's answer, which read both, is kept."""
     if not (len(passages) == len(stances) == len(vectors)):
@@ -404,7 +418,10 @@ def polar_verdict(reader_answer: str, passages: Sequence[Evidence], stances: Seq
     if not sides["yes"] and not sides["no"]:
         return PolarVerdict("", "no passage takes a side")
     # A coordinated group is one unverified source, as rag.defense defines it (PoisonedRAG plants five).
-    coordinated = {side: len(rows) >= min_group and mean_pairwise_similarity(vectors[rows]) >= similarity
+    if grouped is not None and len(grouped) != len(passages):
+        raise InputError("need one `grouped` flag per passage")
+    coordinated = {side: (len(rows) >= min_group and mean_pairwise_similarity(vectors[rows]) >= similarity)
+                   or (grouped is not None and bool(rows) and all(grouped[k] for k in rows))
                    for side, rows in sides.items()}
     voices = {side: 1 if coordinated[side] else independent_count(vectors[rows], similarity)
               for side, rows in sides.items()}
@@ -415,8 +432,8 @@ def polar_verdict(reader_answer: str, passages: Sequence[Evidence], stances: Seq
             # A passage leans the reader's way, below the bar: too close to overrule the reader.
             return PolarVerdict("", f"passages say {side}, one leans {said}: the reader's reading is kept")
         if said and said != side and coordinated[side]:
-            return PolarVerdict("", f"only a group of {len(sides[side])} near-duplicate passages says {side}: "
-                                "not followed")
+            return PolarVerdict("", f"only passages of one near-duplicate group ({len(sides[side])} shown) say "
+                                f"{side}: not followed")
         return PolarVerdict(side, f"{voices[side]} independent passage(s) say {side}, none the opposite",
                             evidence=tuple(passages[k] for k in sides[side]))
     if voices["yes"] != voices["no"]:

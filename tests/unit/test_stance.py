@@ -19,6 +19,7 @@ from rag.stance import (
     StanceTrainConfig,
     conflictqa_examples,
     follow,
+    in_pool_group,
     independent_count,
     negated_sentences,
     neither_examples,
@@ -126,6 +127,32 @@ def test_polar_verdict_weighs_independent_sides() -> None:
     assert verdict.answer == "yes" and "each side" in verdict.reason
     with pytest.raises(InputError):
         polar_verdict("Yes", _passages(2), one_one, distinct[:1], threshold=0.7, similarity=0.7)
+
+
+def test_a_shown_passage_of_a_planted_group_in_the_pool_is_one_unverified_voice() -> None:
+    # A passage chain shows one passage of five planted near-duplicates: the group is found in the wider pool.
+    planted = np.array([[1, 0, 0], [0.99, 0.141, 0], [0.98, 0.199, 0], [0.97, 0, 0.243], [0.99, 0, 0.141]],
+                       dtype=np.float32)
+    planted /= np.linalg.norm(planted, axis=1, keepdims=True)
+    real = np.array([[0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    pool = np.vstack([planted, real])
+    assert in_pool_group(planted[:1], pool, 0.7, 3) == [True]
+    assert in_pool_group(real, pool, 0.7, 3) == [False, False]
+    assert in_pool_group(planted[:1], planted[:2], 0.7, 3) == [False]  # two alike are not a group of three
+    assert in_pool_group(planted[:0], pool, 0.7, 3) == []
+    # The one shown planted passage says no, the reader said yes: followed without the pool, not with it.
+    one = polar_verdict("Yes", _passages(1), [_stance(0.05, 0.9)], planted[:1], threshold=0.7, similarity=0.7)
+    assert one.answer == "no"
+    grouped = polar_verdict("Yes", _passages(1), [_stance(0.05, 0.9)], planted[:1], threshold=0.7, similarity=0.7,
+                            grouped=[True])
+    assert grouped.answer == "" and "near-duplicate" in grouped.reason
+    # A side with an independent passage beside the grouped one is not one group: it is followed.
+    mixed = polar_verdict("Yes", _passages(2), [_stance(0.05, 0.9)] * 2, np.vstack([planted[:1], real[:1]]),
+                          threshold=0.7, similarity=0.7, grouped=[True, False])
+    assert mixed.answer == "no"
+    with pytest.raises(InputError, match="grouped"):
+        polar_verdict("Yes", _passages(1), [_stance(0.05, 0.9)], planted[:1], threshold=0.7, similarity=0.7,
+                      grouped=[True, False])
 
 
 def test_side_of_and_follow() -> None:
