@@ -39,9 +39,6 @@ from rag.types import Conflict, Evidence
 LABELS: tuple[str, ...] = ("yes", "no", "neither")
 WEIGHTS = "model.safetensors"
 META = "stance.json"
-# The model that ships with the package (1.3 MB of low-rank deltas and the head, trained by the command in
-# docs/RESULTS.md): yes/no conflicts are reported out of the box, not only after a 25-minute training run.
-PACKAGED = Path(__file__).parent / "resources" / "stance"
 
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 

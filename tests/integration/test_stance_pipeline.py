@@ -126,18 +126,21 @@ def test_train_stance_cli_trains_a_loadable_model(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "error:" in missing.stderr and "questions.jsonl" in missing.stderr
 
 
-def test_the_packaged_stance_model_is_found_and_reads_sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stance model that ships in rag/resources/stance (trained by the command in docs/RESULTS.md: low-rank deltas
-    merged into the packaged MiniLM) is what the default config loads when neither the index nor the user cache holds
-    one, and it reads the sides of a question it was not trained on: one passage each way and one on the topic that
-    takes no side."""
+@pytest.mark.slow
+def test_the_trained_stance_model_is_found_and_reads_sides(tmp_path: Path) -> None:
+    """The stance model trained by the command in docs/RESULTS.md into $KGRAG_CACHE/stance (low-rank deltas merged
+    into the packaged MiniLM), on a question it was not trained on: one passage each way and one on the topic that
+    takes no side. Slow: it needs that training run first; no weights are kept in git."""
     from rag import stance
     from rag.config import make_config
+    from rag.models import resolve_cache_dir
     from rag.pipeline import load_stance
 
-    monkeypatch.setenv("KGRAG_CACHE", str(tmp_path / "empty-cache"))
+    cached = resolve_cache_dir() / "stance"
+    if not (cached / stance.META).is_file():
+        pytest.skip("no trained stance model in $KGRAG_CACHE/stance (python -m rag.align train-stance ...)")
     model = load_stance(tmp_path, make_config())
-    assert model is not None and model.folder == stance.PACKAGED
+    assert model is not None and model.folder == cached
     unrelated = "The Zorblat valley is known for its orchards and its autumn fair."
     stances = model.stances(QUESTION, [YES, NO, unrelated])
     assert [max(s, key=s.__getitem__) for s in stances] == ["yes", "no", "neither"]
@@ -145,7 +148,7 @@ def test_the_packaged_stance_model_is_found_and_reads_sides(tmp_path: Path, monk
     own = tmp_path / "models" / "stance"
     own.mkdir(parents=True)
     for name in (stance.WEIGHTS, stance.META):
-        (own / name).write_bytes((stance.PACKAGED / name).read_bytes())
+        (own / name).write_bytes((cached / name).read_bytes())
     assert load_stance(tmp_path, make_config()).folder == own
     assert load_stance(tmp_path, make_config(use_stance=False)) is None
     assert load_stance(tmp_path, make_config("vanilla")) is None
