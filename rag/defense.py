@@ -10,10 +10,12 @@ cheap enough for a CPU reader (each reader call costs seconds):
 2. Independence: a group of >= `min_group` passages with high mutual embedding similarity is *coordinated*
    (generated from one template) and counts as one uncorroborated source, not as a majority.
 3. Isolate-then-aggregate: only for a coordinated group, read the evidence outside it alone (trusted KG
-   triples + the best independent passages), and if that says nothing, the reader's own memory (a
-   closed-book read). Agreement corroborates the answer; a different claim wins over the coordinated group
-   and both claims are reported as a `Conflict`; with no other support the pipeline refuses rather than
-   repeat an uncorroborated coordinated claim.
+   triples + the best independent passages *about the question*), and if that says nothing, the reader's own
+   memory (a closed-book read). Agreement corroborates the answer; a different claim wins over the coordinated
+   group and both claims are reported as a `Conflict`; with no other support the pipeline refuses rather than
+   repeat an uncorroborated coordinated claim. An isolated answer that no independent passage states is no
+   source (the reader took it from the question), and memory agreeing with a yes/no or with an option the
+   question names is no corroboration (it may be a guess).
 4. Yes/no answers: no passage states "yes" word for word, so the group behind one is the largest near-duplicate
    cluster of the pool (PoisonedRAG plants five "yes" passages for "do all private schools have uniforms").
 
@@ -29,7 +31,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from rag.errors import InputError
-from rag.metrics import FILLER_WORDS, normalize_answer
+from rag.metrics import FILLER_WORDS, QUESTION_WORDS, normalize_answer
 from rag.reader import ReaderOutput
 from rag.types import Conflict, Evidence
 
@@ -43,6 +45,12 @@ class DefenseConfig:
     # question: 0.70-0.93 in our probe (nq, first 8 questions); different real passages on one topic: lower.
     coordination_similarity: float = 0.7
     max_independent: int = field(default=3, metadata={"help": "independent passages read apart from the group"})
+    # The isolated read sees only passages about the question: shown the rest of the pool (other topics, often other
+    # planted groups), a 0.5B reader answers from it anyway ("Jefferson County" for a question on Cicero, IL, or a
+    # "No" read off an unrelated passage). PoisonedRAG probe (180 questions, the chain's pool): with both bars the
+    # true passage passes for 0.84 of the questions that have one, some other question's passage for 5 of 180.
+    topic_coverage: float = field(default=0.25, metadata={"help": "share of the question's topic words an independent passage must contain"})
+    topic_min_score: float = field(default=0.4, metadata={"help": "similarity to the question an independent passage needs"})
     # The isolated reads only need a short answer: fewer generated tokens, fewer seconds.
     max_new_tokens: int = 12
 
@@ -55,6 +63,10 @@ class DefenseConfig:
             raise InputError(f"defense coordination_similarity must be in [0, 1], got {self.coordination_similarity!r}")
         if not isinstance(self.max_independent, int) or self.max_independent < 0:
             raise InputError(f"defense max_independent must be >= 0, got {self.max_independent!r}")
+        if not 0.0 <= self.topic_coverage <= 1.0:
+            raise InputError(f"defense topic_coverage must be in [0, 1], got {self.topic_coverage!r}")
+        if not -1.0 <= self.topic_min_score <= 1.0:
+            raise InputError(f"defense topic_min_score must be in [-1, 1], got {self.topic_min_score!r}")
         if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 256:
             raise InputError(f"defense max_new_tokens must be in [1, 256], got {self.max_new_tokens!r}")
 
@@ -132,6 +144,38 @@ def largest_cluster(vectors: np.ndarray, threshold: float) -> list[int]:
     return [int(i) for i in np.flatnonzero(near[best])]
 
 
+def _words(text: str) -> set[str]:
+    return set(normalize_answer(text).split())
+
+
+def topic_terms(question: str, passages: Sequence[Evidence], *, generic_share: float = 0.5,
+                min_generic: int = 3) -> list[str]:
+    """The question's words that name what it is about: question words that are not common among `passages` (the
+    pool outside the planted group). In "what county is cicero il" every county passage of the pool has "county";
+    few have "cicero". A word counts as common in more than `generic_share` of them and at least `min_generic`."""
+    terms = [t for t in dict.fromkeys(normalize_answer(question).split()) if t not in QUESTION_WORDS]
+    bags = [_words(e.text) for e in passages]
+
+    def common(term: str) -> bool:
+        count = sum(term in bag for bag in bags)
+        return count > generic_share * len(bags) and count >= min_generic
+
+    return [t for t in terms if not common(t)]
+
+
+def about(passages: Sequence[Evidence], terms: Sequence[str], *, coverage: float, min_score: float) -> list[Evidence]:
+    """The passages about the question: similar enough to it and naming `coverage` of its topic `terms` (with no
+    topic terms left, similarity alone decides)."""
+    kept = []
+    for e in passages:
+        if e.score < min_score:
+            continue
+        if terms and sum(t in _words(e.text) for t in terms) < coverage * len(terms):
+            continue
+        kept.append(e)
+    return kept
+
+
 def sources(items: Sequence[Evidence]) -> str:
     return ",".join(e.source_id for e in items)
 
@@ -149,8 +193,11 @@ def decide(
     independent: ReaderOutput | None,
     independent_evidence: Sequence[Evidence],
     memory: ReaderOutput | None,
+    guess: bool = False,
 ) -> Verdict:
-    """The aggregation rule once a coordinated group asserting `answer` was found (pure; see module doc)."""
+    """The aggregation rule once a coordinated group asserting `answer` was found (pure; see module doc).
+    `guess`: the answer is one the question offers (yes/no, or an option it names), so the reader's memory
+    agreeing with it may be a coin toss and does not corroborate it."""
     group_note = f"{len(group)} near-duplicate passages (mean similarity {coordination:.2f}) assert it"
     if any(asserts(answer, t.text) for t in trusted):
         return Verdict("keep", f"a trusted KG triple states the answer; {group_note}")
@@ -170,6 +217,8 @@ def decide(
     if is_answer(memory):
         assert memory is not None
         if same_claim(answer, memory.text):
+            if guess:
+                return Verdict("refuse", f"only the reader's memory agrees, on an answer the question offers; {group_note}")
             return Verdict("keep", f"the reader's memory agrees; {group_note}")
         conflict = Conflict(
             claim_a=memory.text,
@@ -231,12 +280,20 @@ class PoisonDefense:
                           independent_evidence=(), memory=None)
         in_group = {e.source_id for e in group}
         others = [e for e in pool if e.aspect == "passage" and e.source_id not in in_group]
-        independent_evidence = list(trusted) + others[: self.config.max_independent]
+        relevant = about(others, topic_terms(question, others), coverage=self.config.topic_coverage,
+                         min_score=self.config.topic_min_score)
+        independent_evidence = list(trusted) + relevant[: self.config.max_independent]
         independent = None
         if independent_evidence:
             independent = self.reader.read(question, independent_evidence, max_new_tokens=self.config.max_new_tokens)
+            if (not polar and is_answer(independent)
+                    and not any(asserts(independent.text, e.text) for e in independent_evidence)):
+                # No independent passage states it: the reader took it from the question (an option it names) or
+                # from memory, so it is no independent source.
+                independent = None
         memory = None
         if not is_answer(independent):
             memory = self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens)
         return decide(output.text, group, coordination, trusted=trusted, independent=independent,
-                      independent_evidence=independent_evidence, memory=memory)
+                      independent_evidence=independent_evidence, memory=memory,
+                      guess=polar or asserts(output.text, question))

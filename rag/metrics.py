@@ -13,6 +13,10 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 # Words that carry no claim or name: an answer "the 24" and "24" assert the same thing.
 FILLER_WORDS = frozenset("a an the of in on at to for by and or is are was were be it its this that with as from".split())
+# Words that say what kind of question it is, not what it is about ("how many", "which", "does").
+QUESTION_WORDS = FILLER_WORDS | frozenset(
+    "what which who whom whose when where why how many much do does did can could been these those about".split()
+)
 
 
 def normalize_answer(text: str) -> str:
