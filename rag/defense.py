@@ -176,6 +176,17 @@ def about(passages: Sequence[Evidence], terms: Sequence[str], *, coverage: float
     return kept
 
 
+def apart_from(group_vectors: np.ndarray, vectors: np.ndarray, threshold: float) -> list[int]:
+    """Rows of `vectors` (normalised) with cosine < `threshold` to every row of `group_vectors`: a near-duplicate of a
+    coordinated group belongs to it even when it words the answer differently ("Boulder" vs "Boulder County, CO")."""
+    if len(vectors) == 0:
+        return []
+    if len(group_vectors) == 0:
+        return list(range(len(vectors)))
+    nearest = (vectors @ group_vectors.T).max(axis=1)
+    return [int(i) for i in np.flatnonzero(nearest < threshold)]
+
+
 def sources(items: Sequence[Evidence]) -> str:
     return ",".join(e.source_id for e in items)
 
@@ -282,6 +293,10 @@ class PoisonDefense:
         others = [e for e in pool if e.aspect == "passage" and e.source_id not in in_group]
         relevant = about(others, topic_terms(question, others), coverage=self.config.topic_coverage,
                          min_score=self.config.topic_min_score)
+        if relevant:
+            vectors = self.encoder.encode([e.text for e in group] + [e.text for e in relevant])
+            kept = apart_from(vectors[: len(group)], vectors[len(group):], self.config.coordination_similarity)
+            relevant = [relevant[i] for i in kept]
         independent_evidence = list(trusted) + relevant[: self.config.max_independent]
         independent = None
         if independent_evidence:
