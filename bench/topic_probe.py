@@ -23,7 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", required=True, help="index built from the PoisonedRAG passages")
     parser.add_argument("--questions", required=True,
-                        help="PoisonedRAG questions JSONL (id, question, subset, clean_passage_ids, poisoned_passage_ids)")
+                        help="PoisonedRAG questions JSONL (id, question, subset, clean_passage_ids, "
+                             "poisoned_passage_ids)")
     parser.add_argument("--coverage", type=float, nargs="+", default=[0.2, 0.25, 0.34])
     parser.add_argument("--min-score", type=float, nargs="+", default=[0.3, 0.35, 0.4])
     args = parser.parse_args()

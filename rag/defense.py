@@ -49,8 +49,10 @@ class DefenseConfig:
     # planted groups), a 0.5B reader answers from it anyway ("Jefferson County" for a question on Cicero, IL, or a
     # "No" read off an unrelated passage). PoisonedRAG probe (180 questions, the chain's pool): with both bars the
     # true passage passes for 0.84 of the questions that have one, some other question's passage for 5 of 180.
-    topic_coverage: float = field(default=0.25, metadata={"help": "share of the question's topic words an independent passage must contain"})
-    topic_min_score: float = field(default=0.4, metadata={"help": "similarity to the question an independent passage needs"})
+    topic_coverage: float = field(
+        default=0.25, metadata={"help": "share of the question's topic words an independent passage must contain"})
+    topic_min_score: float = field(
+        default=0.4, metadata={"help": "similarity to the question an independent passage needs"})
     # The isolated reads only need a short answer: fewer generated tokens, fewer seconds.
     max_new_tokens: int = 12
 
@@ -150,9 +152,10 @@ def _words(text: str) -> set[str]:
 
 def topic_terms(question: str, passages: Sequence[Evidence], *, generic_share: float = 0.5,
                 min_generic: int = 3) -> list[str]:
-    """The question's words that name what it is about: question words that are not common among `passages` (the
-    pool outside the planted group). In "what county is cicero il" every county passage of the pool has "county";
-    few have "cicero". A word counts as common in more than `generic_share` of them and at least `min_generic`."""
+    """The question's words that name what it is about: its words minus question words (`QUESTION_WORDS`) and minus
+    words common among `passages` (the pool outside the planted group). In "what county is cicero il" every county
+    passage of the pool has "county"; few have "cicero". A word is common in more than `generic_share` of them and
+    in at least `min_generic`."""
     terms = [t for t in dict.fromkeys(normalize_answer(question).split()) if t not in QUESTION_WORDS]
     bags = [_words(e.text) for e in passages]
 
@@ -174,17 +177,6 @@ def about(passages: Sequence[Evidence], terms: Sequence[str], *, coverage: float
             continue
         kept.append(e)
     return kept
-
-
-def apart_from(group_vectors: np.ndarray, vectors: np.ndarray, threshold: float) -> list[int]:
-    """Rows of `vectors` (normalised) with cosine < `threshold` to every row of `group_vectors`: a near-duplicate of a
-    coordinated group belongs to it even when it words the answer differently ("Boulder" vs "Boulder County, CO")."""
-    if len(vectors) == 0:
-        return []
-    if len(group_vectors) == 0:
-        return list(range(len(vectors)))
-    nearest = (vectors @ group_vectors.T).max(axis=1)
-    return [int(i) for i in np.flatnonzero(nearest < threshold)]
 
 
 def sources(items: Sequence[Evidence]) -> str:
@@ -229,7 +221,8 @@ def decide(
         assert memory is not None
         if same_claim(answer, memory.text):
             if guess:
-                return Verdict("refuse", f"only the reader's memory agrees, on an answer the question offers; {group_note}")
+                return Verdict("refuse",
+                               f"only the reader's memory agrees, on an answer the question offers; {group_note}")
             return Verdict("keep", f"the reader's memory agrees; {group_note}")
         conflict = Conflict(
             claim_a=memory.text,
@@ -293,10 +286,6 @@ class PoisonDefense:
         others = [e for e in pool if e.aspect == "passage" and e.source_id not in in_group]
         relevant = about(others, topic_terms(question, others), coverage=self.config.topic_coverage,
                          min_score=self.config.topic_min_score)
-        if relevant:
-            vectors = self.encoder.encode([e.text for e in group] + [e.text for e in relevant])
-            kept = apart_from(vectors[: len(group)], vectors[len(group):], self.config.coordination_similarity)
-            relevant = [relevant[i] for i in kept]
         independent_evidence = list(trusted) + relevant[: self.config.max_independent]
         independent = None
         if independent_evidence:

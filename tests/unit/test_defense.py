@@ -9,7 +9,6 @@ from rag.config import make_config
 from rag.defense import (
     DefenseConfig,
     PoisonDefense,
-    apart_from,
     asserts,
     decide,
     largest_cluster,
@@ -217,7 +216,8 @@ def test_the_isolated_read_sees_only_passages_about_the_question() -> None:
     planted = [Evidence("passage", f"adv{i}", f"Cicero, Illinois is located in DuPage County ({i}).", 0.9)
                for i in range(5)]
     elsewhere = [Evidence("passage", f"other{i}", f"Town {i} is in Jefferson County, Alabama.", 0.45) for i in range(4)]
-    far = Evidence("passage", "far", "Cicero IL has a Cook County courthouse.", 0.2)  # on topic, but far from the question
+    # On topic, but far from the question:
+    far = Evidence("passage", "far", "Cicero IL has a Cook County courthouse.", 0.2)
     reader = ScriptedReader({"Jefferson County": "Jefferson County", "Cook County": "Cook County"})
     defense = PoisonDefense(DefenseConfig(), encoder=MarkerEncoder("DuPage"), reader=reader)
     verdict = defense.check(question, make_output("DuPage County", [-0.1]), planted + elsewhere + [far])
@@ -227,25 +227,10 @@ def test_the_isolated_read_sees_only_passages_about_the_question() -> None:
     assert verdict.action == "switch" and verdict.output.text == "Cook County" and reader.calls[-1] == ("near",)
 
 
-def test_near_duplicates_of_the_group_are_not_independent_even_in_other_words() -> None:
-    question = "what county is snowmass village co"
-    group = [Evidence("passage", f"adv{i}", f"Snowmass Village lies in Boulder County, Colorado ({i}). PLANTED", 0.9)
-             for i in range(3)]
-    # Two more passages of the same campaign word the answer differently: no group member by string, but near-duplicates.
-    reworded = [Evidence("passage", f"adv{i}", f"Snowmass Village is a Boulder County town ({i}). PLANTED", 0.9)
-                for i in range(3, 5)]
-    reader = ScriptedReader({"Boulder": "Boulder County"})
-    defense = PoisonDefense(DefenseConfig(), encoder=MarkerEncoder("PLANTED"), reader=reader)
-    verdict = defense.check(question, make_output("Boulder County, Colorado", [-0.1]), group + reworded)
-    assert verdict.action == "refuse" and reader.calls == [()]
-    rows = np.array([[1, 0], [0, 1], [0.8, 0.6]], dtype=np.float32)
-    assert apart_from(rows[:1], rows[1:], 0.7) == [0]
-    assert apart_from(rows[:0], rows[1:], 0.7) == [0, 1]
-
-
 def test_an_option_the_question_names_is_not_corroborated_by_a_guess() -> None:
     question = "Who was born earlier, Emma Bull or Virginia Woolf?"
-    planted = [Evidence("passage", f"adv{i}", f"Emma Bull was born before Virginia Woolf ({i}).", 0.9) for i in range(5)]
+    planted = [Evidence("passage", f"adv{i}", f"Emma Bull was born before Virginia Woolf ({i}).", 0.9)
+               for i in range(5)]
     woolf = Evidence("passage", "woolf", "Virginia Woolf, the English writer, was born in 1882.", 0.6)
     # The isolated read names the planted option although its passage does not state it, then memory agrees:
     # neither is a source, so the planted option is refused rather than kept.
