@@ -44,7 +44,8 @@ def main() -> None:
         for min_score in args.min_score:
             true_kept, true_total, other_kept = 0, 0, Counter()
             for question, rest, terms in rows:
-                kept = {e.source_id for e in about(rest, terms, coverage=coverage, min_score=min_score)}
+                kept = {e.source_id for e in about(rest, question["question"], terms, coverage=coverage,
+                                                   min_score=min_score)}
                 clean = set(question["clean_passage_ids"])
                 if clean & {e.source_id for e in rest}:
                     true_total += 1

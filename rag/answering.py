@@ -55,7 +55,7 @@ def make_evidence(subgraph: Subgraph | None, passages: Sequence[ScoredPassage], 
         p = hit.passage
         text = f"{p.title}: {p.text}" if p.title and not p.text.startswith(p.title) else p.text
         evidence.append(Evidence("passage", p.id, text, hit.score, label=f"P{number}",
-                                 scores={"dense": hit.score, **hit.scores}))
+                                 scores={"dense": hit.score, **hit.scores}, title=p.title))
     return evidence
 
 

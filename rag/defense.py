@@ -30,6 +30,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from rag.chains import names_title
 from rag.errors import InputError
 from rag.metrics import FILLER_WORDS, QUESTION_WORDS, normalize_answer
 from rag.reader import ReaderOutput
@@ -47,8 +48,9 @@ class DefenseConfig:
     max_independent: int = field(default=3, metadata={"help": "independent passages read apart from the group"})
     # The isolated read sees only passages about the question: shown the rest of the pool (other topics, often other
     # planted groups), a 0.5B reader answers from it anyway ("Jefferson County" for a question on Cicero, IL, or a
-    # "No" read off an unrelated passage). PoisonedRAG probe (180 questions, the chain's pool): with both bars the
-    # true passage passes for 0.84 of the questions that have one, some other question's passage for 5 of 180.
+    # "No" read off an unrelated passage). PoisonedRAG probe (180 questions, the chain's pool): with both bars (and
+    # `about`'s title rule) the true passage passes for 0.87 of the questions that have one, some other question's
+    # passage for 5 of 180.
     topic_coverage: float = field(
         default=0.25, metadata={"help": "share of the question's topic words an independent passage must contain"})
     topic_min_score: float = field(
@@ -166,16 +168,17 @@ def topic_terms(question: str, passages: Sequence[Evidence], *, generic_share: f
     return [t for t in terms if not common(t)]
 
 
-def about(passages: Sequence[Evidence], terms: Sequence[str], *, coverage: float, min_score: float) -> list[Evidence]:
-    """The passages about the question: similar enough to it and naming `coverage` of its topic `terms` (with no
-    topic terms left, similarity alone decides)."""
+def about(passages: Sequence[Evidence], question: str, terms: Sequence[str], *, coverage: float,
+          min_score: float) -> list[Evidence]:
+    """The passages about the question: those similar enough to it (`min_score`) that name `coverage` of its topic
+    `terms` (with no topic terms left, similarity alone decides), and those whose title the question names: a long
+    passage titled "Hacksaw Ridge" can score 0.27 against "who plays the main character in hacksaw ridge"."""
     kept = []
     for e in passages:
-        if e.score < min_score:
-            continue
-        if terms and sum(t in _words(e.text) for t in terms) < coverage * len(terms):
-            continue
-        kept.append(e)
+        if e.title and names_title(e.title, question):
+            kept.append(e)
+        elif e.score >= min_score and (not terms or sum(t in _words(e.text) for t in terms) >= coverage * len(terms)):
+            kept.append(e)
     return kept
 
 
@@ -284,7 +287,7 @@ class PoisonDefense:
                           independent_evidence=(), memory=None)
         in_group = {e.source_id for e in group}
         others = [e for e in pool if e.aspect == "passage" and e.source_id not in in_group]
-        relevant = about(others, topic_terms(question, others), coverage=self.config.topic_coverage,
+        relevant = about(others, question, topic_terms(question, others), coverage=self.config.topic_coverage,
                          min_score=self.config.topic_min_score)
         independent_evidence = list(trusted) + relevant[: self.config.max_independent]
         independent = None

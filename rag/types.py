@@ -61,6 +61,8 @@ class Evidence:
     label: str = ""
     # Every score this evidence collected ("dense", "rerank", "gate", ...); `score` is the primary one.
     scores: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    # A passage's document title ("" for triples and untitled passages): a question naming it is about it.
+    title: str = ""
 
 
 @dataclass(frozen=True)

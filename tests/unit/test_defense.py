@@ -9,6 +9,7 @@ from rag.config import make_config
 from rag.defense import (
     DefenseConfig,
     PoisonDefense,
+    about,
     asserts,
     decide,
     largest_cluster,
@@ -225,6 +226,24 @@ def test_the_isolated_read_sees_only_passages_about_the_question() -> None:
     near = Evidence("passage", "near", "Cicero is a town in Cook County, Illinois (IL).", 0.6)
     verdict = defense.check(question, make_output("DuPage County", [-0.1]), planted + elsewhere + [near])
     assert verdict.action == "switch" and verdict.output.text == "Cook County" and reader.calls[-1] == ("near",)
+
+
+def test_a_passage_whose_title_the_question_names_is_about_it_despite_a_low_score() -> None:
+    question = "who plays the main character in hacksaw ridge"
+    planted = [Evidence("passage", f"adv{i}", f"Tom Hanks plays the main character in Hacksaw Ridge ({i}).", 0.9)
+               for i in range(5)]
+    # A long article scores low against a short question and names few of its words, but the question names it.
+    article = Evidence("passage", "clean", "Hacksaw Ridge: a 2016 war film directed by Mel Gibson, starring Andrew "
+                       "Garfield as Desmond Doss.", 0.27, title="Hacksaw Ridge")
+    untitled = Evidence("passage", "clean", article.text, 0.27)
+    reader = ScriptedReader({"Garfield": "Andrew Garfield"})
+    defense = PoisonDefense(DefenseConfig(), encoder=MarkerEncoder("Hanks"), reader=reader)
+    verdict = defense.check(question, make_output("Tom Hanks", [-0.1]), planted + [untitled])
+    assert verdict.action == "refuse" and reader.calls == [()]
+    verdict = defense.check(question, make_output("Tom Hanks", [-0.1]), planted + [article])
+    assert verdict.action == "switch" and verdict.output.text == "Andrew Garfield" and reader.calls[-1] == ("clean",)
+    assert about([article], question, ["hacksaw", "ridge"], coverage=1.0, min_score=0.9) == [article]
+    assert about([untitled], question, ["hacksaw", "ridge"], coverage=1.0, min_score=0.9) == []
 
 
 def test_an_option_the_question_names_is_not_corroborated_by_a_guess() -> None:
