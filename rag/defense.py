@@ -173,13 +173,12 @@ def about(passages: Sequence[Evidence], question: str, terms: Sequence[str], *, 
     """The passages about the question: those similar enough to it (`min_score`) that name `coverage` of its topic
     `terms` (with no topic terms left, similarity alone decides), and those whose title the question names: a long
     passage titled "Hacksaw Ridge" can score 0.27 against "who plays the main character in hacksaw ridge"."""
-    kept = []
-    for e in passages:
-        if e.title and names_title(e.title, question):
-            kept.append(e)
-        elif e.score >= min_score and (not terms or sum(t in _words(e.text) for t in terms) >= coverage * len(terms)):
-            kept.append(e)
-    return kept
+    def names_enough(e: Evidence) -> bool:
+        words = _words(e.text)
+        return not terms or sum(t in words for t in terms) >= coverage * len(terms)
+
+    return [e for e in passages
+            if (e.title and names_title(e.title, question)) or (e.score >= min_score and names_enough(e))]
 
 
 def sources(items: Sequence[Evidence]) -> str:
