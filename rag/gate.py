@@ -193,11 +193,14 @@ class EvidenceGate:
             return
         if not self.path.is_file():
             raise ModelLoadError(f"no gate weights at {self.path}; train them with: python -m rag.align train-gate")
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(self.path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        try:
+            with safe_open(str(self.path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelLoadError(f"gate weights {self.path} are not a readable safetensors file ({exc})") from exc
         if json.loads(meta.get("features", "[]")) != list(FEATURES):
             raise ModelLoadError(f"gate {self.path} was trained on other features; retrain it")
         net = _net(len(FEATURES), int(meta.get("hidden", 16)))

@@ -117,18 +117,38 @@ def save_checkpoint(model: Any, folder: Path, meta: dict, *, meta_name: str = ME
     meta_tmp.replace(folder / meta_name)
 
 
+def read_checkpoint(folder: Path, *, meta_name: str = META, what: str = "reranker") -> tuple[dict, dict[str, Any]]:
+    """(metadata, tensors) of a folder `save_checkpoint` wrote, or one ModelLoadError naming the unreadable file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        meta = json.loads((folder / meta_name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{what} metadata {folder / meta_name} is not readable JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{what} metadata {folder / meta_name} is not a JSON object")
+    try:
+        state = load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{what} weights {folder / WEIGHTS} are not a readable safetensors file ({exc})") from exc
+    return meta, state
+
+
 def load_trained(folder: str | Path) -> tuple[Any, Any]:
     """(model, tokenizer) of a saved reranker, e.g. to continue training it."""
-    from safetensors.torch import load_file
     from transformers import BertConfig
 
     folder = Path(folder)
     if not reranker_available(folder):
         raise ModelLoadError(f"no trained reranker in {folder} (expected {WEIGHTS} and {META}); "
                              "train one with: python -m rag.align train-reranker --prefs ... --out FOLDER")
-    meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    model, tokenizer = build_model(meta.get("base"), encoder_config=BertConfig(**meta["encoder_config"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    meta, state = read_checkpoint(folder)
+    try:
+        model, tokenizer = build_model(meta.get("base"), encoder_config=BertConfig(**meta["encoder_config"]))
+        model.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"reranker in {folder} does not match its {META} ({exc!r}); retrain it") from exc
     return model, tokenizer
 
 
@@ -206,7 +226,7 @@ class CrossEncoderReranker:
             if self._model is not None:
                 return
             model, tokenizer = load_trained(self.folder)
-            meta = json.loads((self.folder / META).read_text(encoding="utf-8"))
+            meta, _ = read_checkpoint(self.folder)
             self._max_length = int(meta.get("max_length", 160))
             self.fusion_alpha = float(meta.get("fusion_alpha", 1.0))
             model.eval().to(self.device)

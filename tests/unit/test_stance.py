@@ -238,3 +238,25 @@ def test_lora_deltas_merge_into_the_plain_model_exactly() -> None:
         merge_lora(plain, {"encoder.nothing.lora_A": torch.zeros(1), "encoder.nothing.lora_B": torch.zeros(1)}, 1.0)
     with pytest.raises(InputError, match="lora_rank"):
         StanceTrainConfig(lora_rank=-1)
+
+
+@pytest.mark.parametrize("broken", ["weights", "meta"])
+def test_an_unreadable_trained_model_is_one_clear_error_naming_the_file(tmp_path: Path, broken: str) -> None:
+    """A corrupt stance model, reranker or gate file is a ModelLoadError naming it, not a library traceback."""
+    import json
+
+    from rag import rerank, stance
+    from rag.gate import EvidenceGate
+
+    for folder, meta_name, load in ((tmp_path / "stance", stance.META, stance._load),
+                                    (tmp_path / "reranker", rerank.META, rerank.load_trained)):
+        folder.mkdir()
+        (folder / stance.WEIGHTS).write_bytes(b"not a safetensors file" if broken == "weights" else b"")
+        (folder / meta_name).write_text("{broken" if broken == "meta" else json.dumps({"labels": list(stance.LABELS)}))
+        bad = stance.WEIGHTS if broken == "weights" else meta_name
+        with pytest.raises(ModelLoadError, match=f"{bad} (is|are) not (a )?readable"):
+            load(folder)
+    gate = tmp_path / "gate.safetensors"
+    gate.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match="gate.safetensors are not a readable safetensors file"):
+        EvidenceGate(gate).warm_up()
