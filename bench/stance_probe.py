@@ -99,7 +99,8 @@ def retrieval_probe(model: StanceModel, embedder: Embedder, questions: list[dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stance", default=str(PACKAGED), help="trained stance model folder (default: the packaged one)")
+    parser.add_argument("--stance", default=str(PACKAGED),
+                        help="trained stance model folder (default: the one the package ships)")
     parser.add_argument("--conflictqa", required=True, help="prepared conflictqa folder (all four passage kinds)")
     parser.add_argument("--lines", choices=["odd", "even"], default="odd")
     parser.add_argument("--set", required=True, help="folder from scripts/make_conflictqa.py (both sides)")
