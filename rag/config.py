@@ -83,6 +83,10 @@ class PipelineConfig:
     use_stance: bool | None = None
     stance_path: str | None = None
     stance_threshold: float = 0.7
+    # When as many independent passages say yes as say no, the answer rests on the reader's pick alone: its
+    # confidence is at most this (0.5: the evidence favours neither side). Below the refusal threshold, such a tie
+    # is refused instead.
+    stance_tie_confidence: float = 0.5
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     kg: KGRetrieverConfig = field(default_factory=KGRetrieverConfig)
     verify_checksums: bool = True
@@ -96,7 +100,7 @@ class PipelineConfig:
         if self.max_answers <= 0:
             raise InputError(f"max_answers must be greater than 0, got {self.max_answers!r}")
         for name in ("kg_answer_threshold", "refusal_threshold", "relative_passage_score", "min_kg_evidence_confidence",
-                     "stance_threshold"):
+                     "stance_threshold", "stance_tie_confidence"):
             value = getattr(self, name)
             if value is None and name == "refusal_threshold":
                 continue

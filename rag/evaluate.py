@@ -95,7 +95,8 @@ def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = N
                               "error": str(exc)}
             seconds = time.perf_counter() - started
             predictions.append(Prediction(q.answers, prediction["text"], prediction["refused"], seconds,
-                                          target=q.target, conflicts=len(prediction.get("conflicts") or ())))
+                                          target=q.target, conflicts=len(prediction.get("conflicts") or ()),
+                                          confidence=_confidence(prediction)))
             row = {"id": q.id, "question": q.question, "answers": list(q.answers), "prediction": prediction,
                    "seconds": round(seconds, 4)}
             if q.target is not None:
@@ -110,6 +111,11 @@ def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = N
     if out is not None:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
+
+
+def _confidence(prediction: dict) -> float | None:
+    value = prediction.get("confidence")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def score_predictions(path: str | Path) -> dict[str, float]:
@@ -127,7 +133,7 @@ def score_predictions(path: str | Path) -> dict[str, float]:
         p = record["prediction"]
         predictions.append(Prediction(tuple(record.get("answers") or ()), p.get("text", ""), bool(p.get("refused")),
                                       float(record.get("seconds", 0.0)), target=record.get("target"),
-                                      conflicts=len(p.get("conflicts") or ())))
+                                      conflicts=len(p.get("conflicts") or ()), confidence=_confidence(p)))
     if not predictions:
         raise InputError(f"no predictions in {path}")
     return aggregate(predictions)

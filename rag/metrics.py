@@ -57,6 +57,7 @@ class Prediction:
     seconds: float
     target: str | None = None  # the attacker's answer, when the question was attacked
     conflicts: int = 0  # conflicts the answer reported
+    confidence: float | None = None  # Answer.confidence
 
 
 def ndcg_at(relevance: Sequence[int], k: int = 5) -> float:
@@ -93,7 +94,19 @@ def aggregate(predictions: Sequence[Prediction]) -> dict[str, float]:
         "seconds_per_question": mean([p.seconds for p in predictions]),
         "conflict_rate": mean([float(p.conflicts > 0) for p in predictions]),
         **attack_metrics(predictions),
+        **calibration_metrics(answerable),
     }
+
+
+def calibration_metrics(answerable: Sequence[Prediction]) -> dict[str, float]:
+    """`brier`: mean squared gap between an answer's confidence and whether it is right (Hits@1), over the
+    answered answerable questions that carry a confidence; 0 is perfect, always saying 0.5 scores 0.25. Empty when
+    there are none."""
+    rows = [(p.confidence, contains_answer(p.text, p.golds)) for p in answerable
+            if not p.refused and p.confidence is not None]
+    if not rows:
+        return {}
+    return {"brier": round(sum((c - right) ** 2 for c, right in rows) / len(rows), 4)}
 
 
 def attack_metrics(predictions: Sequence[Prediction]) -> dict[str, float]:

@@ -194,15 +194,19 @@ class QAPipeline(Runnable[Any, Answer]):
             if verdict.action == "switch" and verdict.output is not None:
                 output, evidence, method = verdict.output, list(verdict.evidence), "defense"
         cited: list[Evidence] | None = None
+        tied = False
         if self.stance is not None and polar and method == "reader" and not instruction:
             started = time.perf_counter()
-            output, stance_conflicts, cited, followed = self._weigh_stances(question, output, evidence, pool)
+            output, verdict, followed = self._weigh_stances(question, output, evidence, pool)
             timings["stance"] = time.perf_counter() - started
-            conflicts += stance_conflicts
+            conflicts += verdict.conflicts
+            cited, tied = list(verdict.evidence), verdict.tied
             method = "stance" if followed else method
         signals = calibration.signals(output, evidence, question=question,
                                       kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction)
         confidence, threshold = self._confidence(output, signals)
+        if tied:  # the passages are split evenly: nothing but the reader's pick stands behind the answer
+            confidence = min(confidence, self.config.stance_tie_confidence)
         if self.config.refusal and confidence < threshold:
             refused = answering.refusal(question, evidence, method="refusal", confidence=confidence)
             return self._timed(replace(refused, conflicts=conflicts, signals=signals), timings)
@@ -220,14 +224,14 @@ class QAPipeline(Runnable[Any, Answer]):
         return self._timed(answer, timings)
 
     def _weigh_stances(self, question: str, output: ReaderOutput, evidence: list[Evidence],
-                       pool: list[ScoredPassage]) -> tuple[ReaderOutput, tuple[Conflict, ...], list[Evidence], bool]:
-        """(output, conflicts, passages the answer rests on, whether the answer now follows the passages rather
-        than the reader) for a yes/no answer, from the sides the shown passages take (rag.stance); `pool`: the
-        wider set of passages the defense examines, where a planted group shows itself."""
+                       pool: list[ScoredPassage]) -> tuple[ReaderOutput, stance.PolarVerdict, bool]:
+        """(output, the verdict: conflicts and the passages the answer rests on, whether the answer now follows the
+        passages rather than the reader) for a yes/no answer, from the sides the shown passages take (rag.stance);
+        `pool`: the wider set of passages the defense examines, where a planted group shows itself."""
         assert self.stance is not None
         shown = [e for e in evidence if e.aspect == "passage"]
         if not shown:
-            return output, (), [], False
+            return output, stance.PolarVerdict("", "no passage shown"), False
         texts = [e.text for e in shown]
         stances = self.stance.stances(question, texts)
         pool_texts = [e.text for e in answering.make_evidence(None, pool, max_triples=0)]
@@ -241,8 +245,8 @@ class QAPipeline(Runnable[Any, Answer]):
                                        min_group=defense.min_group, grouped=grouped)
         if verdict.answer and verdict.answer != stance.side_of(output.text):
             certainty = max(stances[shown.index(e)][verdict.answer] for e in verdict.evidence)
-            return stance.follow(output, verdict.answer, certainty), verdict.conflicts, list(verdict.evidence), True
-        return output, verdict.conflicts, list(verdict.evidence), False
+            return stance.follow(output, verdict.answer, certainty), verdict, True
+        return output, verdict, False
 
     def _confidence(self, output, signals: dict[str, float]) -> tuple[float, float]:
         """(confidence, refusal threshold): the calibrated model's when one ships, else the hand-set rule."""

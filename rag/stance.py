@@ -368,12 +368,14 @@ def train_stance(train: Sequence[StanceExample], validation: Sequence[StanceExam
 
 @dataclass(frozen=True)
 class PolarVerdict:
-    """`answer`: the yes/no the passages support ("" = keep the reader's); `evidence`: the passages it rests on."""
+    """`answer`: the yes/no the passages support ("" = keep the reader's); `evidence`: the passages it rests on;
+    `tied`: as many independent passages say yes as say no, so the answer rests on the reader's pick alone."""
 
     answer: str
     reason: str
     conflicts: tuple[Conflict, ...] = ()
     evidence: tuple[Evidence, ...] = ()
+    tied: bool = False
 
 
 def independent_count(vectors: np.ndarray, similarity: float) -> int:
@@ -448,7 +450,8 @@ def polar_verdict(reader_answer: str, passages: Sequence[Evidence], stances: Seq
     conflict = Conflict(claim_a=first.capitalize(), source_a=",".join(passages[k].source_id for k in sides[first]),
                         claim_b=second.capitalize(), source_b=",".join(passages[k].source_id for k in sides[second]),
                         note=note)
-    return PolarVerdict(winner, note, (conflict,), tuple(passages[k] for k in sides[winner]) if winner else ())
+    return PolarVerdict(winner, note, (conflict,), tuple(passages[k] for k in sides[winner]) if winner else (),
+                        tied=voices["yes"] == voices["no"])
 
 
 def follow(output: ReaderOutput, side: str, probability: float) -> ReaderOutput:

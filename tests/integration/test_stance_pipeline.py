@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,8 @@ def _pipeline(index: Path, default_pipeline, table: dict[str, dict[str, float]])
 
 
 def test_opposite_passages_are_reported_as_a_conflict(river_index: Path, default_pipeline) -> None:
+    from rag.pipeline import QAPipeline
+
     pipeline = _pipeline(river_index, default_pipeline,
                          {YES: {"yes": 0.9, "no": 0.05, "neither": 0.05}, NO: {"yes": 0.05, "no": 0.9, "neither": 0.05}})
     answer = pipeline.ask(QUESTION)
@@ -66,9 +69,16 @@ def test_opposite_passages_are_reported_as_a_conflict(river_index: Path, default
     conflict = answer.conflicts[0]
     assert {conflict.claim_a, conflict.claim_b} == {"Yes", "No"}
     assert {conflict.source_a, conflict.source_b} == {"yes", "no"}
-    # One passage on each side: the reader's reading is kept, and the answer cites the side it took.
+    # One passage on each side: the reader's reading is kept, and the answer cites the side it took; nothing but
+    # the reader's pick stands behind it, so its confidence is at most stance_tie_confidence.
     assert conflict.claim_a.lower() == answer.text.split()[0].strip(".,").lower()
     assert [c.id for c in answer.citations] == [conflict.source_a]
+    assert answer.confidence <= default_pipeline.config.stance_tie_confidence == 0.5
+    # Below the refusal threshold, the tie is refused, and the conflict is still reported.
+    strict = QAPipeline(pipeline.index, replace(default_pipeline.config, stance_tie_confidence=0.0),
+                        embedder=default_pipeline.embedder, reader=default_pipeline.reader, stance_model=pipeline.stance)
+    refused = strict.ask(QUESTION)
+    assert refused.refused and refused.method == "refusal" and len(refused.conflicts) == 1
 
 
 def test_an_answer_every_sided_passage_contradicts_follows_them(river_index: Path, default_pipeline) -> None:

@@ -83,3 +83,15 @@ def test_attack_success_rate_counts_answers_containing_the_target() -> None:
     assert m["asr"] == pytest.approx(round(1 / 3, 4))
     assert m["conflict_rate"] == pytest.approx(0.25)
     assert "asr" not in aggregate(predictions[3:])
+
+
+def test_brier_scores_the_confidence_of_answered_answerable_questions() -> None:
+    predictions = [
+        Prediction(("Paris",), "Paris", refused=False, seconds=0.0, confidence=0.9),  # right: (0.9 - 1)^2 = 0.01
+        Prediction(("Paris",), "Lyon", refused=False, seconds=0.0, confidence=0.7),  # wrong: 0.49
+        Prediction(("Paris",), "", refused=True, seconds=0.0, confidence=0.2),  # refused: not an answer
+        Prediction((), "Rome", refused=False, seconds=0.0, confidence=0.8),  # unanswerable: refusal metrics
+        Prediction(("Paris",), "Paris", refused=False, seconds=0.0),  # no confidence recorded
+    ]
+    assert aggregate(predictions)["brier"] == pytest.approx(0.25)
+    assert "brier" not in aggregate(predictions[2:4])

@@ -104,15 +104,17 @@ def test_polar_verdict_weighs_independent_sides() -> None:
     assert verdict.answer == "no" and len(verdict.conflicts) == 1
     conflict = verdict.conflicts[0]
     assert (conflict.claim_a, conflict.source_a, conflict.claim_b, conflict.source_b) == ("No", "p1", "Yes", "p0")
+    assert verdict.tied
     # Two independent "no" against one "yes": the majority wins over the reader's "yes".
     two_one = [_stance(0.9, 0.05), _stance(0.05, 0.9), _stance(0.1, 0.8)]
     verdict = polar_verdict("Yes", _passages(3), two_one, distinct[:3], threshold=0.7, similarity=0.7)
     assert verdict.answer == "no" and "majority" in verdict.reason and verdict.conflicts[0].claim_a == "No"
+    assert not verdict.tied
     # ...but three near-duplicate "yes" passages are one voice against one "no": a tie, the reader decides.
     planted = [_stance(0.95, 0.0)] * 3 + [_stance(0.0, 0.9)]
     clustered = np.array([[1, 0], [0.99, 0.141], [0.98, 0.199], [0, 1]], dtype=np.float32)
     verdict = polar_verdict("No", _passages(4), planted, clustered, threshold=0.7, similarity=0.7)
-    assert verdict.answer == "no" and "each side" in verdict.reason
+    assert verdict.answer == "no" and "each side" in verdict.reason and verdict.tied
     # Alone, those near-duplicates do not overrule the reader either (a planted group is one unverified source).
     verdict = polar_verdict("No", _passages(3), planted[:3], clustered[:3], threshold=0.7, similarity=0.7)
     assert verdict.answer == "" and "near-duplicate" in verdict.reason
