@@ -197,10 +197,10 @@ class QAPipeline(Runnable[Any, Answer]):
         tied = False
         if self.stance is not None and polar and method == "reader" and not instruction:
             started = time.perf_counter()
-            output, verdict, followed = self._weigh_stances(question, output, evidence, pool)
+            output, sides, followed = self._weigh_stances(question, output, evidence, pool)
             timings["stance"] = time.perf_counter() - started
-            conflicts += verdict.conflicts
-            cited, tied = list(verdict.evidence), verdict.tied
+            conflicts += sides.conflicts
+            cited, tied = list(sides.evidence), sides.tied
             method = "stance" if followed else method
         signals = calibration.signals(output, evidence, question=question,
                                       kg_confidence=subgraph.confidence if subgraph else 0.0, instruction=instruction)
