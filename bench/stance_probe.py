@@ -14,7 +14,7 @@ Two measurements on a set from scripts/make_conflictqa.py (odd lines to choose t
     python scripts/make_conflictqa.py --data /tmp/data/conflictqa --lines odd --limit 40 --sides true --out /tmp/cqa_odd_true
     python -m indexes build --out /tmp/idx_cqa_odd --passages /tmp/cqa_odd/passages.jsonl
     python -m indexes build --out /tmp/idx_cqa_odd_true --passages /tmp/cqa_odd_true/passages.jsonl
-    python bench/stance_probe.py --conflictqa /tmp/data/conflictqa --lines odd \\
+    python bench/stance_probe.py --stance $KGRAG_CACHE/stance --conflictqa /tmp/data/conflictqa --lines odd \\
         --set /tmp/cqa_odd --index /tmp/idx_cqa_odd --true-index /tmp/idx_cqa_odd_true
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from indexes.embedder import Embedder
 from indexes.store import load_index
 from rag.retrievers import DenseRetriever
-from rag.stance import PACKAGED, StanceModel, polarity
+from rag.stance import StanceModel, polarity
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -99,8 +99,7 @@ def retrieval_probe(model: StanceModel, embedder: Embedder, questions: list[dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stance", default=str(PACKAGED),
-                        help="trained stance model folder (default: the one the package ships)")
+    parser.add_argument("--stance", required=True, help="trained stance model folder")
     parser.add_argument("--conflictqa", required=True, help="prepared conflictqa folder (all four passage kinds)")
     parser.add_argument("--lines", choices=["odd", "even"], default="odd")
     parser.add_argument("--set", required=True, help="folder from scripts/make_conflictqa.py (both sides)")

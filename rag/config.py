@@ -77,9 +77,8 @@ class PipelineConfig:
     defense: DefenseConfig = field(default_factory=DefenseConfig)
     # Weigh the sides the shown passages take on a yes/no question (rag.stance): report opposite sides as a
     # conflict and follow the passages when all that take a side take the other one. None = on when a trained
-    # stance model is found (`stance_path`, else INDEX/models/stance, else the user cache's stance/, else the one
-    # the package ships); True = required. A passage takes a side when the model gives that side at least
-    # `stance_threshold`.
+    # stance model is found (`stance_path`, else INDEX/models/stance, else the user cache's stance/); True =
+    # required. A passage takes a side when the model gives that side at least `stance_threshold`.
     use_stance: bool | None = None
     stance_path: str | None = None
     stance_threshold: float = 0.7

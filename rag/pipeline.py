@@ -450,7 +450,7 @@ def load_stance(index_dir: str | Path, config: PipelineConfig) -> StanceModel | 
     if config.use_stance is False or not config.use_reader:
         return None
     candidates = [Path(config.stance_path)] if config.stance_path else [
-        Path(index_dir) / "models" / "stance", resolve_cache_dir() / "stance", stance.PACKAGED]
+        Path(index_dir) / "models" / "stance", resolve_cache_dir() / "stance"]
     found = next((c for c in candidates if stance_available(c)), None)
     if found is None and config.use_stance:
         raise ModelLoadError(f"use_stance is on but no trained stance model in {', '.join(map(str, candidates))}; "

@@ -137,9 +137,14 @@ def read_checkpoint(folder: Path, *, meta_name: str = META, what: str = "reranke
 
 def load_trained(folder: str | Path) -> tuple[Any, Any]:
     """(model, tokenizer) of a saved reranker, e.g. to continue training it."""
+    model, tokenizer, _ = _load_trained_with_meta(Path(folder))
+    return model, tokenizer
+
+
+def _load_trained_with_meta(folder: Path) -> tuple[Any, Any, dict]:
+    """(model, tokenizer, metadata): one read of the saved files."""
     from transformers import BertConfig
 
-    folder = Path(folder)
     if not reranker_available(folder):
         raise ModelLoadError(f"no trained reranker in {folder} (expected {WEIGHTS} and {META}); "
                              "train one with: python -m rag.align train-reranker --prefs ... --out FOLDER")
@@ -149,7 +154,7 @@ def load_trained(folder: str | Path) -> tuple[Any, Any]:
         model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"reranker in {folder} does not match its {META} ({exc!r}); retrain it") from exc
-    return model, tokenizer
+    return model, tokenizer, meta
 
 
 FUSION_GRID = tuple(round(0.1 * k, 1) for k in range(11))
@@ -225,8 +230,7 @@ class CrossEncoderReranker:
         with self._lock:
             if self._model is not None:
                 return
-            model, tokenizer = load_trained(self.folder)
-            meta, _ = read_checkpoint(self.folder)
+            model, tokenizer, meta = _load_trained_with_meta(self.folder)
             self._max_length = int(meta.get("max_length", 160))
             self.fusion_alpha = float(meta.get("fusion_alpha", 1.0))
             model.eval().to(self.device)

@@ -38,9 +38,6 @@ from rag.types import Conflict, Evidence
 LABELS: tuple[str, ...] = ("yes", "no", "neither")
 WEIGHTS = "model.safetensors"
 META = "stance.json"
-# The model trained by the command in docs/RESULTS.md ("The stance model ships with the package"): low-rank deltas of
-# the packaged MiniLM and the head, 1.3 MB, so a fresh install weighs yes/no stances without a 25-45 min training run.
-PACKAGED = Path(__file__).resolve().parent / "resources" / "stance"
 
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 
