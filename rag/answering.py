@@ -88,6 +88,10 @@ def supported_by(answer_text: str, evidence: Sequence[Evidence]) -> bool:
     return any(f" {needle} " in f" {normalize_answer(e.text)} " for e in evidence)
 
 
+# The refusal threshold that goes with reader_confidence (when no calibrated model ships).
+HAND_SET_THRESHOLD = 0.4
+
+
 def reader_confidence(output: ReaderOutput, supported: bool) -> float:
     """Hand-set combination of the two signals that separated answerable from unanswerable in our probe
     (MODELS.md): the lowest token log-probability and whether the answer occurs in the evidence."""

@@ -1,10 +1,12 @@
 """Calibrated answer confidence: a small logistic regression over the reader's signals.
 
 The hand-set rule (answering.reader_confidence) mixes two signals with fixed weights. Here the weights are fit
-on dev data (SQuAD 2.0 odd lines: answerable questions answered right = 1; wrong answers and answers to
-unanswerable questions = 0), so `Answer.confidence` estimates P(answer is right), and the refusal threshold is
-the one that gave the best refusal F1 on dev with over-refusal <= 0.1. Parameters are plain JSON
-(rag/resources/calibration.json), never pickle. Fitting: `python -m rag.calibrate` (see its doc).
+on dev data (the odd lines of SQuAD 2.0, NQ, HotpotQA and MuSiQue, and 40 PUQA questions: answerable questions
+answered right = 1; wrong answers and answers to unanswerable questions = 0), so `Answer.confidence` estimates
+P(answer is right), and the refusal threshold is the one with the best refusal F1 on those lines among those that
+refuse answerable questions no more often than the hand-set rule did. Parameters are plain JSON
+(rag/resources/calibration.json, 8 weights), never pickle. Fitting: `python -m rag.calibrate` (see its doc);
+figures in docs/RESULTS.md ("The calibrated confidence model ships").
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ SIGNALS: tuple[str, ...] = (
     "top_score",  # best dense passage score shown
     "kg_confidence",  # the KG retriever's path confidence (0 without KG evidence)
     "answer_words",  # log(1 + words in the answer): long answers are often copied sentences
+    "polar",  # 1 for a yes/no answer to a yes/no question: right about half the time by chance alone
 )
 PACKAGED = "calibration.json"
 
@@ -59,8 +62,9 @@ def signals(
     passages = [e for e in evidence if e.aspect == "passage"]
     hits = [e for e in evidence if _contains(needle, e.text)]
     instructed = bool(instruction) and _contains(needle, instruction or "")
-    polar = answering.polar_answer(question, output.text) and bool(passages)
-    supported = instructed or ((bool(hits) or polar) and not answering.off_topic(question, evidence))
+    polar = answering.polar_answer(question, output.text)
+    stated = bool(hits) or (polar and bool(passages))
+    supported = instructed or (stated and not answering.off_topic(question, evidence))
     return {
         "min_logprob": round(max(output.min_logprob, -20.0), 4),
         "mean_logprob": round(max(output.mean_logprob, -20.0), 4),
@@ -69,6 +73,7 @@ def signals(
         "top_score": round(max((float(e.score) for e in passages), default=0.0), 4),
         "kg_confidence": round(float(kg_confidence), 4),
         "answer_words": round(math.log1p(len(output.text.split())), 4),
+        "polar": float(polar),
     }
 
 
@@ -80,6 +85,9 @@ class ConfidenceModel:
     scale: tuple[float, ...]
     threshold: float  # refuse below this
     fitted_on: str = ""
+    # The reader whose answers it was fitted on: log-probabilities and hit rates are that model's own, so another
+    # reader (a server, an adapter, another model) gets the hand-set rule. "" = any reader.
+    reader: str = ""
 
     def __post_init__(self) -> None:
         n = len(SIGNALS)
@@ -106,7 +114,7 @@ class ConfidenceModel:
         if list(data.get("signals", [])) != list(SIGNALS):
             raise InputError(f"calibration file is for signals {data.get('signals')}, expected {list(SIGNALS)}")
         return cls(tuple(data["weights"]), float(data["bias"]), tuple(data["mean"]), tuple(data["scale"]),
-                   float(data["threshold"]), str(data.get("fitted_on", "")))
+                   float(data["threshold"]), str(data.get("fitted_on", "")), str(data.get("reader", "")))
 
     @classmethod
     def load(cls, path: str | Path) -> ConfidenceModel:
@@ -114,6 +122,21 @@ class ConfidenceModel:
         if not path.is_file():
             raise InputError(f"calibration file does not exist: {path}")
         return cls.from_json(path.read_text(encoding="utf-8"))
+
+
+def confidence_rule(output: ReaderOutput, values: Mapping[str, float], model: ConfidenceModel | None, *,
+                    reader: str | None, refusal_threshold: float | None = None) -> tuple[float, float]:
+    """(confidence, refusal threshold) of a reader answer: the calibrated model's when there is one, it was fitted on
+    this reader (`reader`: the plain local model's name; None for any other reader) and the answer has token
+    log-probabilities (the model weighs them); else the hand-set rule (answering.reader_confidence, 0.4).
+    `refusal_threshold` overrides the threshold."""
+    if model is not None and output.token_logprobs and (not model.reader or model.reader == reader):
+        threshold = model.threshold
+        confidence = model.confidence(values)
+    else:
+        threshold = answering.HAND_SET_THRESHOLD
+        confidence = answering.reader_confidence(output, bool(values["supported"]))
+    return confidence, refusal_threshold if refusal_threshold is not None else threshold
 
 
 @lru_cache(maxsize=1)
@@ -129,7 +152,7 @@ def packaged_model() -> ConfidenceModel | None:
 
 
 def fit(rows: Sequence[Mapping[str, float]], labels: Sequence[int], *, l2: float = 1.0, steps: int = 3000,
-        fitted_on: str = "") -> ConfidenceModel:
+        fitted_on: str = "", reader: str = "") -> ConfidenceModel:
     """L2-regularised logistic regression by gradient descent on standardised signals (threshold 0.5 here;
     choose_threshold sets the real one)."""
     if len(rows) != len(labels) or not rows:
@@ -151,7 +174,7 @@ def fit(rows: Sequence[Mapping[str, float]], labels: Sequence[int], *, l2: float
         b -= lr * grad_b
     return ConfidenceModel(tuple(round(float(v), 6) for v in w), round(float(b), 6),
                            tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in scale),
-                           0.5, fitted_on)
+                           0.5, fitted_on, reader)
 
 
 def refusal_metrics(confidences: Sequence[float | None], answerable: Sequence[bool], threshold: float) -> dict:

@@ -67,9 +67,9 @@ class PipelineConfig:
     # when that folder holds one and `reader.adapter` is unset; True = required; False = the base reader.
     use_reader_adapter: bool | None = None
     refusal: bool = True
-    # Answer.confidence is the packaged calibrated model's (rag.calibration) when one ships, else the hand-set
-    # rule (answering.reader_confidence). The reader's answer is kept when confidence reaches the threshold:
-    # None = the calibration's own (chosen on dev), or 0.4 with the hand-set rule.
+    # Answer.confidence is the packaged calibrated model's (rag.calibration, shipped since stop 22) when one ships
+    # and this is True, else the hand-set rule (answering.reader_confidence). The reader's answer is kept when
+    # confidence reaches the threshold: None = the calibration's own (chosen on dev), or 0.4 with the hand-set rule.
     calibrated: bool = True
     refusal_threshold: float | None = None
     # Cross-check an answer that a coordinated group of near-duplicate passages asserts (rag.defense).

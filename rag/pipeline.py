@@ -249,13 +249,12 @@ class QAPipeline(Runnable[Any, Answer]):
         return output, verdict, False
 
     def _confidence(self, output, signals: dict[str, float]) -> tuple[float, float]:
-        """(confidence, refusal threshold): the calibrated model's when one ships, else the hand-set rule."""
+        """(confidence, refusal threshold) of a reader answer (rag.calibration.confidence_rule)."""
         model = calibration.packaged_model() if self.config.calibrated else None
-        if model is not None:
-            threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else model.threshold
-            return model.confidence(signals), threshold
-        threshold = self.config.refusal_threshold if self.config.refusal_threshold is not None else 0.4
-        return answering.reader_confidence(output, bool(signals["supported"])), threshold
+        # The packaged model was fitted on a plain local reader's answers; a server or an adapter is another reader.
+        plain = type(self.reader) is TransformersReader and self.reader.config.adapter is None
+        return calibration.confidence_rule(output, signals, model, reader=self.reader.config.model if plain else None,
+                                           refusal_threshold=self.config.refusal_threshold)
 
     @property
     def uses_chains(self) -> bool:
