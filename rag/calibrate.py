@@ -91,8 +91,9 @@ def summary(rows: list[dict], confidences: list[float | None], threshold: float)
     unanswerable), the share of answerable questions answered right (`right`, Hits@1 or token F1 >= 0.5), and
     `brier` over the answered answerable ones that the rule gates (reader answers)."""
     answerable = [bool(r["answerable"]) for r in rows]
-    result = refusal_metrics(confidences, answerable, threshold) if not all(answerable) else {
-        "over_refusal": refusal_metrics(confidences, answerable, threshold)["over_refusal"]}
+    result = refusal_metrics(confidences, answerable, threshold)
+    if all(answerable):  # nothing to refuse rightly: only over-refusal means something
+        result = {"over_refusal": result["over_refusal"]}
     kept = [(c, bool(r["right"]), bool(r["signals"])) for c, r in zip(confidences, rows)
             if r["answerable"] and c is not None and c >= threshold]
     n_answerable = sum(answerable)
