@@ -141,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             cap = args.max_over_refusal
             if cap is None:
                 cap = refusal_metrics(_hand_set(rows), answerable, HAND_SET_THRESHOLD)["over_refusal"]
-            threshold = choose_threshold(_confidences(model, rows), answerable, max_over_refusal=cap)
+            confidences = _confidences(model, rows)  # the threshold does not change them
+            threshold = choose_threshold(confidences, answerable, max_over_refusal=cap)
             model = replace(model, threshold=threshold)
             Path(args.out).write_text(model.to_json() + "\n", encoding="utf-8")
-            print(json.dumps({"out": args.out, **summary(rows, _confidences(model, rows), threshold)}))
+            print(json.dumps({"out": args.out, **summary(rows, confidences, threshold)}))
             return 0
         model = ConfidenceModel.load(args.model)
         for path in args.features:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -71,17 +72,22 @@ def test_threshold_respects_the_over_refusal_cap() -> None:
     assert m["refusal_recall"] == pytest.approx(0.75) and m["refusal_precision"] == pytest.approx(0.75)
 
 
+def _fit_with_the_command(tmp_path, rows: list[dict]) -> tuple[ConfidenceModel, Path, Path]:
+    """(the model `rag.calibrate fit` writes for these collected rows, the features file, the model file)."""
+    features = tmp_path / "fit.jsonl"
+    features.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    model_path = tmp_path / "calibration.json"
+    assert calibrate_main(["fit", "--features", str(features), "--out", str(model_path)]) == 0
+    return ConfidenceModel.load(model_path), features, model_path
+
+
 def test_calibrate_fit_and_report_commands(tmp_path) -> None:
     rows = []
     for k in range(20):
         rows.append({"id": f"a{k}", "answerable": True, "right": True, "reader_refused": False, "signals": _row(True, k)})
         rows.append({"id": f"u{k}", "answerable": False, "right": False, "reader_refused": k % 5 == 0,
                      "signals": _row(False, k)})
-    features = tmp_path / "fit.jsonl"
-    features.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    model_path = tmp_path / "calibration.json"
-    assert calibrate_main(["fit", "--features", str(features), "--out", str(model_path)]) == 0
-    model = ConfidenceModel.load(model_path)
+    model, features, model_path = _fit_with_the_command(tmp_path, rows)
     assert 0.0 <= model.threshold <= 1.0
     assert calibrate_main(["report", "--features", str(features), "--model", str(model_path)]) == 0
     assert calibrate_main(["report", "--features", str(features), "--model", str(tmp_path / "none.json")]) == 2
@@ -120,14 +126,11 @@ def test_fit_by_default_refuses_answerable_questions_no_more_often_than_the_hand
                      "signals": _row(k % 3 != 0, k)})
         rows.append({"id": f"u{k}", "answerable": False, "right": False, "reader_refused": False,
                      "signals": _row(False, k)})
-    features = tmp_path / "fit.jsonl"
-    features.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    model_path = tmp_path / "calibration.json"
-    assert calibrate_main(["fit", "--features", str(features), "--out", str(model_path)]) == 0
-    model = ConfidenceModel.load(model_path)
+    model, _, _ = _fit_with_the_command(tmp_path, rows)
     answerable = [r["answerable"] for r in rows]
-    hand = [min(1.0, 0.5 * math.exp(r["signals"]["min_logprob"]) + 0.5 * r["signals"]["supported"]) for r in rows]
-    cap = refusal_metrics(hand, answerable, 0.4)["over_refusal"]
+    hand = [answering.reader_confidence(make_output("answer", [r["signals"]["min_logprob"]]),
+                                        bool(r["signals"]["supported"])) for r in rows]
+    cap = refusal_metrics(hand, answerable, answering.HAND_SET_THRESHOLD)["over_refusal"]
     chosen = refusal_metrics([model.confidence(r["signals"]) for r in rows], answerable, model.threshold)
     assert chosen["over_refusal"] <= cap
     assert chosen["refusal_recall"] > 0  # it does refuse some unanswerable ones
