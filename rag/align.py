@@ -6,8 +6,9 @@ DPA-RAG preference data, the reranker and gate trained on it, the soft-prompt pr
     python -m rag.align train-reranker --prefs prefs.jsonl --out MODEL_DIR
     python -m rag.align train-gate --prefs prefs.jsonl --reranker MODEL_DIR --out INDEX/models/gate.safetensors
     python -m rag.align train-soft-prompt --prefs prefs.jsonl --gate INDEX/models/gate.safetensors --out soft.safetensors
-    python -m rag.align train-stance --data /tmp/data/conflictqa --limit 700 --out $KGRAG_CACHE/stance \
-        --neither-corpus /tmp/data/hotpotqa/passages.jsonl /tmp/data/nq/passages.jsonl /tmp/data/musique/passages.jsonl
+    python -m rag.align train-stance --data data/stance --skip 0 --out $KGRAG_CACHE/stance \
+        --neither-corpus data/stance/neither.jsonl      # what `make stance` runs; the same model as from the full
+                                                        # ConflictQA folder with --limit 700 (data/stance/ATTRIBUTION.md)
     python -m rag.align ablation --index IDX --questions Q.jsonl --lines even --limit 30
 """
 
@@ -156,7 +157,7 @@ def _train_soft_prompt(args: argparse.Namespace) -> int:
     return 0
 
 
-def _titled(row: dict) -> str:
+def titled(row: dict) -> str:
     """A passages-JSONL row as the reader sees it (answering.make_evidence)."""
     title, text = row.get("title") or "", str(row.get("text", ""))
     return f"{title}: {text}" if title and not text.startswith(title) else text
@@ -189,7 +190,7 @@ def _train_stance(args: argparse.Namespace) -> int:
     embedder = Embedder(device="cpu")
     # Passages on the question's topic that take no side: the nearest of a general corpus (e.g. Wikipedia
     # paragraphs of the other dev sets), so a biography of the person asked about is not read as a "no".
-    corpus = sorted({("", _titled(p)) for path in args.neither_corpus or () for p in read_jsonl(Path(path))})
+    corpus = sorted({("", titled(p)) for path in args.neither_corpus or () for p in read_jsonl(Path(path))})
     corpus_vectors = embedder.encode([t for _, t in corpus]) if corpus else None
     for name, chosen in (("train", [r for k, r in enumerate(pool) if k not in held]),
                          ("validation", [r for k, r in enumerate(pool) if k in held])):

@@ -30,7 +30,7 @@ from rag.rerank import CrossEncoderReranker, reranker_available
 from rag.retrievers import DenseRetriever
 from rag.server_reader import OpenAIReader
 from rag.soft_prompt import SoftPromptReader, adapter_folder
-from rag.stance import StanceModel, stance_available
+from rag.stance import TRAIN_COMMAND, StanceModel, stance_available
 from rag.types import Answer, Conflict, Evidence, ScoredPassage
 
 
@@ -453,5 +453,5 @@ def load_stance(index_dir: str | Path, config: PipelineConfig) -> StanceModel | 
     found = next((c for c in candidates if stance_available(c)), None)
     if found is None and config.use_stance:
         raise ModelLoadError(f"use_stance is on but no trained stance model in {', '.join(map(str, candidates))}; "
-                             "train one with: python -m rag.align train-stance --data CONFLICTQA_DIR --out FOLDER")
+                             f"train one with: {TRAIN_COMMAND}")
     return StanceModel(found, device="cpu") if found is not None else None

@@ -38,6 +38,9 @@ from rag.types import Conflict, Evidence
 LABELS: tuple[str, ...] = ("yes", "no", "neither")
 WEIGHTS = "model.safetensors"
 META = "stance.json"
+# How a model is made: `make stance` in a kgrag checkout runs this on the embedded data/stance/ (no weights in git).
+TRAIN_COMMAND = ("make stance, or python -m rag.align train-stance --data data/stance --skip 0 "
+                 "--neither-corpus data/stance/neither.jsonl --out FOLDER")
 
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 
@@ -163,7 +166,7 @@ def _load(folder: Path) -> tuple[Any, Any, dict]:
 
     if not stance_available(folder):
         raise ModelLoadError(f"no trained stance model in {folder} (expected {WEIGHTS} and {META}); train one "
-                             "with: python -m rag.align train-stance --data CONFLICTQA_DIR --out FOLDER")
+                             f"with: {TRAIN_COMMAND}")
     meta, state = read_checkpoint(folder, meta_name=META, what="stance model")
     if list(meta.get("labels", [])) != list(LABELS):
         raise ModelLoadError(f"{folder / META} is for labels {meta.get('labels')}, expected {list(LABELS)}")

@@ -94,17 +94,16 @@ def test_an_answer_every_sided_passage_contradicts_follows_them(river_index: Pat
     assert "stance" in {_pipeline(river_index, default_pipeline, t).ask(QUESTION).method for t in (both_no, both_yes)}
 
 
-@pytest.mark.slow
 def test_the_default_pipeline_reports_opposite_passages_with_the_trained_model(river_index: Path,
                                                                                default_pipeline) -> None:
-    """With the stance model trained by the command in docs/RESULTS.md into $KGRAG_CACHE/stance (which the default
-    config loads), the real model, reader and index report the two opposite passages as a conflict. Slow: it needs
-    that training run first; no weights are kept in git."""
+    """With the stance model `make install` trains from data/stance into $KGRAG_CACHE/stance (which the default
+    config loads; no weights are kept in git), the real model, reader and index report the two opposite passages as
+    a conflict."""
     from indexes.store import load_index
     from rag.pipeline import QAPipeline
 
     if default_pipeline.stance is None:
-        pytest.skip("no trained stance model in $KGRAG_CACHE/stance (python -m rag.align train-stance ...)")
+        pytest.skip("no trained stance model in $KGRAG_CACHE/stance (make stance)")
     pipeline = QAPipeline(load_index(river_index), default_pipeline.config, embedder=default_pipeline.embedder,
                           reader=default_pipeline.reader, stance_model=default_pipeline.stance)
     answer = pipeline.ask(QUESTION)
@@ -155,11 +154,9 @@ def test_train_stance_cli_trains_a_loadable_model(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "error:" in missing.stderr and "questions.jsonl" in missing.stderr
 
 
-@pytest.mark.slow
 def test_the_trained_stance_model_is_found_and_reads_sides(tmp_path: Path) -> None:
-    """The stance model trained by the command in docs/RESULTS.md into $KGRAG_CACHE/stance (low-rank deltas merged
-    into the packaged MiniLM), on a question it was not trained on: one passage each way and one on the topic that
-    takes no side. Slow: it needs that training run first; no weights are kept in git."""
+    """The stance model `make install` trains into $KGRAG_CACHE/stance (low-rank deltas merged into the packaged
+    MiniLM), on a question it was not trained on: one passage each way and one on the topic that takes no side."""
     from rag import stance
     from rag.config import make_config
     from rag.models import resolve_cache_dir
@@ -167,7 +164,7 @@ def test_the_trained_stance_model_is_found_and_reads_sides(tmp_path: Path) -> No
 
     cached = resolve_cache_dir() / "stance"
     if not (cached / stance.META).is_file():
-        pytest.skip("no trained stance model in $KGRAG_CACHE/stance (python -m rag.align train-stance ...)")
+        pytest.skip("no trained stance model in $KGRAG_CACHE/stance (make stance)")
     model = load_stance(tmp_path, make_config())
     assert model is not None and model.folder == cached
     unrelated = "The Zorblat valley is known for its orchards and its autumn fair."
