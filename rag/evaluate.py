@@ -82,6 +82,9 @@ def run_eval(pipeline, questions_path: str | Path, *, out: str | Path | None = N
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        # What the answers rest on (reader, trained pieces and where they were loaded from), so a run's figures can
+        # be told apart from another configuration's; written first, so a stopped run has it too.
+        (out / "components.json").write_text(json.dumps(pipeline.components(), indent=2), encoding="utf-8")
         # Written row by row: a long run stopped early still leaves the answers so far (see score_predictions).
         handle = (out / "predictions.jsonl").open("w", encoding="utf-8")
     try:

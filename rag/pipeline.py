@@ -251,10 +251,38 @@ class QAPipeline(Runnable[Any, Answer]):
     def _confidence(self, output, signals: dict[str, float]) -> tuple[float, float]:
         """(confidence, refusal threshold) of a reader answer (rag.calibration.confidence_rule)."""
         model = calibration.packaged_model() if self.config.calibrated else None
-        # The packaged model was fitted on a plain local reader's answers; a server or an adapter is another reader.
-        plain = type(self.reader) is TransformersReader and self.reader.config.adapter is None
-        return calibration.confidence_rule(output, signals, model, reader=self.reader.config.model if plain else None,
+        return calibration.confidence_rule(output, signals, model, reader=self._plain_reader(),
                                            refusal_threshold=self.config.refusal_threshold)
+
+    def _plain_reader(self) -> str | None:
+        """The local reader's model name when it reads as packaged: the calibrated model was fitted on such a reader's
+        answers, and a server, an adapter or soft prompts make another reader."""
+        plain = type(self.reader) is TransformersReader and self.reader.config.adapter is None
+        return self.reader.config.model if plain else None
+
+    def components(self) -> dict[str, str | None]:
+        """What this pipeline's answers rest on besides the packaged embedder: the reader, and each trained piece by
+        where it was loaded from (None = not used). `rag eval --out` saves it as components.json; the UI shows it."""
+        reader = self.reader
+        if reader is None:
+            reader_name = None
+        elif isinstance(reader, OpenAIReader):
+            reader_name = f"{reader.config.server_model or 'the served model'} at {reader.config.server_url}"
+        else:
+            reader_name = reader.config.model
+        model = calibration.packaged_model() if self.config.calibrated else None
+        fitted_on = model is not None and (not model.reader or model.reader == self._plain_reader())
+        calibrated = reader is not None and fitted_on
+        return {
+            "reader": reader_name,
+            "reader_adapter": reader.config.adapter if reader is not None else None,
+            "soft_prompt": str(reader.path) if isinstance(reader, SoftPromptReader) else None,
+            "reranker": str(self.reranker.folder) if self.reranker is not None else None,
+            "gate": str(self.gate.path) if self.gate is not None else None,
+            "stance": str(self.stance.folder) if self.stance is not None else None,
+            "confidence": ("calibrated model " + calibration.PACKAGED if calibrated
+                           else "hand-set rule" if reader is not None else None),
+        }
 
     @property
     def uses_chains(self) -> bool:

@@ -87,6 +87,8 @@ def chat_page(options: helpers.UiOptions, index: str | None) -> None:
     except KgragError as exc:
         st.error(f"Cannot open the index {index}: {exc}")
         st.stop()
+    with st.sidebar:
+        st.caption(helpers.components_caption(qa.components()))
 
     turns = st.session_state.setdefault("turns", {}).setdefault(index, [])
     for number, turn in enumerate(turns):

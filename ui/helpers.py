@@ -377,6 +377,21 @@ def answer_caption(answer: Answer) -> str:
     return " · ".join(parts)
 
 
+_COMPONENT_NAMES = {"reader_adapter": "reader adapter", "soft_prompt": "soft prompts", "reranker": "reranker",
+                    "gate": "relevance gate", "stance": "yes/no stance model"}
+
+
+def components_caption(components: Mapping[str, str | None]) -> str:
+    """One line on what answers rest on (QAPipeline.components): the reader, the trained pieces loaded (by name, not
+    path: the sidebar is narrow) and how confidence is computed."""
+    trained = [label for key, label in _COMPONENT_NAMES.items() if components.get(key)]
+    parts = [f"Reader: {components.get('reader') or 'none (KG answers only)'}",
+             f"trained: {', '.join(trained) if trained else 'none'}"]
+    if components.get("confidence"):
+        parts.append(f"confidence: {components['confidence']}")
+    return "; ".join(parts)
+
+
 def conflict_text(conflict: Conflict) -> str:
     text = f"Conflicting evidence: **{conflict.source_a}** says “{conflict.claim_a}”, but **{conflict.source_b}** says “{conflict.claim_b}”."
     return text + (f" {conflict.note}" if conflict.note else "")

@@ -134,3 +134,29 @@ def test_kg_only_refuses_without_a_kg_answer(kg_only_pipeline) -> None:
     assert answer.refused and answer.text == ""
     answer = kg_only_pipeline.ask("what language is Kontroll in")
     assert not answer.refused and contains_answer(answer.text, ["Hungarian"])
+
+
+def test_components_name_what_the_answers_rest_on(default_pipeline, vanilla_pipeline) -> None:
+    """QAPipeline.components: the reader, each trained piece by where it was loaded from, and the confidence rule
+    (the calibrated model only for the reader it was fitted on)."""
+    from rag.models import resolve_cache_dir
+    from rag.pipeline import QAPipeline
+    from rag.reader import ReaderConfig, TransformersReader
+
+    components = default_pipeline.components()
+    assert components["reader"] == default_pipeline.reader.config.model
+    assert components["confidence"] == "calibrated model calibration.json"
+    cached = resolve_cache_dir() / "stance"
+    assert components["stance"] == (str(cached) if (cached / "stance.json").is_file() else None)
+    assert components["reader_adapter"] is None and components["soft_prompt"] is None
+    assert vanilla_pipeline.components()["stance"] is None  # vanilla switches the stance step off
+
+    def variant(reader) -> dict:
+        return QAPipeline(default_pipeline.index, default_pipeline.config, embedder=default_pipeline.embedder,
+                          reader=reader).components()
+
+    adapted = variant(TransformersReader(ReaderConfig(adapter="/models/reader-lora")))  # constructing loads nothing
+    assert adapted["reader_adapter"] == "/models/reader-lora" and adapted["confidence"] == "hand-set rule"
+    assert adapted["stance"] is None  # none was passed in
+    kg_only = variant(None)
+    assert kg_only["reader"] is None and kg_only["confidence"] is None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.models import DEFAULT_READER
 from support import REPO, SAMPLE, read_jsonl, subprocess_env
 
 
@@ -54,6 +55,7 @@ def test_eval_writes_predictions_and_metrics(sample_index: Path, tmp_path: Path)
     assert printed["n"] == 5 and printed["n_answerable"] == 5
     saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert saved == {k: v for k, v in printed.items() if k != "preset"}
+    assert json.loads((out / "components.json").read_text(encoding="utf-8"))["reader"] is None  # kg-only reads nothing
     rows = read_jsonl(out / "predictions.jsonl")
     assert [r["id"] for r in rows] == [q["id"] for q in questions[:5]]
     for row in rows:
@@ -68,6 +70,8 @@ def test_eval_default_preset_limit(sample_index: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert printed["preset"] == "default" and printed["n"] == 2
+    components = json.loads((out / "components.json").read_text(encoding="utf-8"))
+    assert components["reader"] == DEFAULT_READER and components["gate"] is None
     assert len(read_jsonl(out / "predictions.jsonl")) == 2
 
 

@@ -40,6 +40,10 @@ class FakePipeline:
         self.calls.append((question, instruction))
         return self.answer
 
+    def components(self) -> dict[str, str | None]:
+        return {"reader": "fake-reader", "reader_adapter": None, "soft_prompt": None, "reranker": None, "gate": None,
+                "stance": "/cache/stance", "confidence": "hand-set rule"}
+
 
 def texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
@@ -127,6 +131,9 @@ def test_reader_server_from_the_environment_reaches_the_pipeline_and_the_sidebar
     at = ask(start(), "Where is the Eiffel Tower?")
     assert loads["options"] == {"reader_server_url": "http://127.0.0.1:8000/v1", "reader_server_model": "big"}
     assert "Reader: big at http://127.0.0.1:8000/v1" in texts(at.sidebar.caption)
+    # What the answers rest on, from the loaded pipeline.
+    assert ("Reader: fake-reader; trained: yes/no stance model; confidence: hand-set rule"
+            in texts(at.sidebar.caption))
 
 
 def test_answer_confidence_and_citation_expanding_to_the_full_passage(use_fake):
@@ -245,6 +252,8 @@ def test_ask_kg_question_shows_answer_citations_graph_and_scores(real_app):
     assert "Evidence graph and scores" in labels
     assert any("via knowledge graph" in c for c in texts(at.caption))
     assert any("answer path" in c for c in texts(at.caption))  # the graph was drawn
+    assert any(c.startswith("Reader: qwen2.5-coder-0.5b-instruct; trained: ") and "confidence: calibrated model" in c
+               for c in texts(at.sidebar.caption))
 
 
 @pytest.mark.integration

@@ -252,3 +252,14 @@ def test_evidence_scores_and_labels():
 def test_conflict_text_names_both_sources():
     text = helpers.conflict_text(Conflict("born 1950", "doc-a", "born 1952", "doc-b", "dates differ"))
     assert "doc-a" in text and "doc-b" in text and "born 1950" in text and "dates differ" in text
+
+
+def test_components_caption_names_the_trained_pieces_not_their_paths():
+    components = {"reader": "qwen2.5-coder-0.5b-instruct", "reader_adapter": None, "soft_prompt": None,
+                  "reranker": None, "gate": "/idx/models/gate.safetensors", "stance": "/home/u/.cache/kgrag/stance",
+                  "confidence": "calibrated model calibration.json"}
+    caption = helpers.components_caption(components)
+    assert caption == ("Reader: qwen2.5-coder-0.5b-instruct; trained: relevance gate, yes/no stance model; "
+                       "confidence: calibrated model calibration.json")
+    kg_only = helpers.components_caption({**dict.fromkeys(components), "reader": None})
+    assert kg_only == "Reader: none (KG answers only); trained: none"
