@@ -96,6 +96,10 @@ class ConfidenceModel:
         if not 0.0 <= self.threshold <= 1.0:
             raise InputError(f"calibration threshold must be in [0, 1], got {self.threshold}")
 
+    def fits(self, reader: str | None) -> bool:
+        """Whether it applies to `reader` (the plain local model's name; None for any other reader)."""
+        return not self.reader or self.reader == reader
+
     def confidence(self, values: Mapping[str, float]) -> float:
         missing = [s for s in SIGNALS if s not in values]
         if missing:
@@ -130,7 +134,7 @@ def confidence_rule(output: ReaderOutput, values: Mapping[str, float], model: Co
     this reader (`reader`: the plain local model's name; None for any other reader) and the answer has token
     log-probabilities (the model weighs them); else the hand-set rule (answering.reader_confidence, 0.4).
     `refusal_threshold` overrides the threshold."""
-    if model is not None and output.token_logprobs and (not model.reader or model.reader == reader):
+    if model is not None and output.token_logprobs and model.fits(reader):
         threshold = model.threshold
         confidence = model.confidence(values)
     else:

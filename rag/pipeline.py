@@ -271,8 +271,7 @@ class QAPipeline(Runnable[Any, Answer]):
         else:
             reader_name = reader.config.model
         model = calibration.packaged_model() if self.config.calibrated else None
-        fitted_on = model is not None and (not model.reader or model.reader == self._plain_reader())
-        calibrated = reader is not None and fitted_on
+        calibrated = reader is not None and model is not None and model.fits(self._plain_reader())
         return {
             "reader": reader_name,
             "reader_adapter": reader.config.adapter if reader is not None else None,

@@ -42,6 +42,11 @@ META = "stance.json"
 TRAIN_COMMAND = ("make stance, or python -m rag.align train-stance --data data/stance --skip 0 "
                  "--neither-corpus data/stance/neither.jsonl --out FOLDER")
 
+# The passage ids of one source model's claims in a prepared ConflictQA record: the first two back its memory answer,
+# the last two the counter answer.
+PASSAGE_ID_KEYS = ("parametric_memory_id", "parametric_aligned_evidence_id", "counter_memory_id",
+                   "counter_aligned_evidence_id")
+
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
 
 
@@ -76,8 +81,7 @@ def conflictqa_examples(questions: Sequence[dict], passages: dict[str, dict], *,
             if memory_says is None:
                 continue
             counter_says = "no" if memory_says == "yes" else "yes"
-            for key, says in (("parametric_memory_id", memory_says), ("parametric_aligned_evidence_id", memory_says),
-                              ("counter_memory_id", counter_says), ("counter_aligned_evidence_id", counter_says)):
+            for key, says in zip(PASSAGE_ID_KEYS, (memory_says, memory_says, counter_says, counter_says)):
                 passage_id = claims.get(key)
                 if passage_id in passages:
                     labels[passage_id] = says if labels.get(passage_id, says) == says else None

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.align import titled  # noqa: E402
 from rag.preferences import read_jsonl  # noqa: E402
-from rag.stance import conflictqa_examples  # noqa: E402
+from rag.stance import PASSAGE_ID_KEYS, conflictqa_examples, neither_examples  # noqa: E402
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -39,8 +39,6 @@ def main() -> int:
     ap.add_argument("--neither-corpus", nargs="+", required=True, type=Path)
     args = ap.parse_args()
 
-    import numpy as np
-
     from indexes.embedder import Embedder
 
     records = read_jsonl(args.conflictqa / "questions.jsonl")[args.skip :][: args.limit]
@@ -53,22 +51,20 @@ def main() -> int:
     # model rows that name no kept passage are dropped; the rest keep their ids, so the labels (and which two
     # passages per side come first) are what the full folder gives.
     kept_ids = {p["id"] for p in kept_passages}
-    slim = []
-    for r in records:
-        per_model = {m: c for m, c in r["per_model"].items()
-                     if any(c.get(k) in kept_ids for k in ("parametric_memory_id", "parametric_aligned_evidence_id",
-                                                          "counter_memory_id", "counter_aligned_evidence_id"))}
-        slim.append({**r, "per_model": per_model})
+    def names_kept(claims: dict) -> bool:
+        return any(claims.get(k) in kept_ids for k in PASSAGE_ID_KEYS)
+
+    slim = [{**r, "per_model": {m: c for m, c in r["per_model"].items() if names_kept(c)}} for r in records]
 
     # Each row keeps its fields and says which prepared set it came from (data/stance/ATTRIBUTION.md).
     corpus_rows = {titled(p): {**p, "metadata": {**(p.get("metadata") or {}), "dev_set": path.parent.name}}
                    for path in args.neither_corpus for p in read_jsonl(path)}
     corpus = sorted(corpus_rows)
     embedder = Embedder(device="cpu")
-    corpus_vectors = embedder.encode(corpus)
-    question_vectors = embedder.encode([r["question"] for r in asked])
-    nearest = np.argsort(-(question_vectors @ corpus_vectors.T), axis=1)[:, : args.neither]
-    neither = [corpus_rows[corpus[i]] for i in sorted({int(i) for i in nearest.ravel()})]
+    questions = [(r["id"], r["question"]) for r in asked]
+    picked = neither_examples(questions, embedder.encode([q for _, q in questions]), [("", t) for t in corpus],
+                              embedder.encode(corpus), per_question=args.neither)
+    neither = [corpus_rows[t] for t in sorted({e.text for e in picked})]
 
     args.out.mkdir(parents=True, exist_ok=True)
     _write(args.out / "questions.jsonl", slim)
