@@ -16,7 +16,13 @@ cheap enough for a CPU reader (each reader call costs seconds):
    repeat an uncorroborated coordinated claim. An isolated answer that no independent passage states is no
    source (the reader took it from the question), and memory agreeing with a yes/no or with an option the
    question names is no corroboration (it may be a guess).
-4. Yes/no answers: no passage states "yes" word for word, so the group behind one is the largest near-duplicate
+4. Contest (no coordinated group): one planted passage is no group, yet a 0.5B reader follows it as readily as
+   five. The passages about the question that do not state the answer, and are about the same thing as a passage
+   that does (a contradiction, not another topic), are read apart; when they give another answer that only they
+   state, the two claims are weighed: a KG triple, a coordinated group against an independent passage, the count
+   of independent sources (near-duplicates count once), and on a tie the reader's memory; a tie that memory does
+   not break is refused. Both claims are reported as a `Conflict`.
+5. Yes/no answers: no passage states "yes" word for word, so the group behind one is the largest near-duplicate
    cluster of the pool (PoisonedRAG plants five "yes" passages for "do all private schools have uniforms").
 
 Only the `check` method calls models; the rest are pure functions so the decision logic is unit-tested.
@@ -25,7 +31,7 @@ Only the `check` method calls models; the rest are pure functions so the decisio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -57,6 +63,15 @@ class DefenseConfig:
         default=0.4, metadata={"help": "similarity to the question an independent passage needs"})
     # The isolated reads only need a short answer: fewer generated tokens, fewer seconds.
     max_new_tokens: int = 12
+    # One planted passage is no coordinated group, yet it wins the reader over as often as five do (PoisonedRAG with
+    # one planted passage per question: docs/RESULTS.md). So an answer with no group behind it is contested too: the
+    # passages about the question that do not state it are read apart, and a different answer that only they state
+    # is weighed against it (rag.defense.decide_contest).
+    contest: bool = True
+    # A contradiction needs two passages about the same thing: a rival passage must be at least this similar to a
+    # passage stating the answer. PoisonedRAG's single planted passage and the true one: 0.41-0.92, most >= 0.55;
+    # the other-topic passages of HotpotQA and NQ that gave another answer: mostly 0.2-0.53 (docs/RESULTS.md).
+    contest_similarity: float = 0.55
 
     def __post_init__(self) -> None:
         if not isinstance(self.pool_size, int) or self.pool_size <= 0:
@@ -69,6 +84,8 @@ class DefenseConfig:
             raise InputError(f"defense max_independent must be >= 0, got {self.max_independent!r}")
         if not 0.0 <= self.topic_coverage <= 1.0:
             raise InputError(f"defense topic_coverage must be in [0, 1], got {self.topic_coverage!r}")
+        if not -1.0 <= self.contest_similarity <= 1.0:
+            raise InputError(f"defense contest_similarity must be in [-1, 1], got {self.contest_similarity!r}")
         if not -1.0 <= self.topic_min_score <= 1.0:
             raise InputError(f"defense topic_min_score must be in [-1, 1], got {self.topic_min_score!r}")
         if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 256:
@@ -146,6 +163,18 @@ def largest_cluster(vectors: np.ndarray, threshold: float) -> list[int]:
     near = (vectors @ vectors.T) >= threshold
     best = int(np.argmax(near.sum(axis=1)))
     return [int(i) for i in np.flatnonzero(near[best])]
+
+
+def count_sources(vectors: np.ndarray, threshold: float) -> int:
+    """How many independent sources the rows are: near-duplicates (cosine >= `threshold` from a common row, as in
+    `largest_cluster`) count once."""
+    left = list(range(len(vectors)))
+    count = 0
+    while left:
+        cluster = largest_cluster(vectors[left], threshold)
+        left = [row for k, row in enumerate(left) if k not in set(cluster)]
+        count += 1
+    return count
 
 
 def _words(text: str) -> set[str]:
@@ -237,6 +266,53 @@ def decide(
     return Verdict("refuse", f"uncorroborated: {group_note} and nothing else supports it")
 
 
+def decide_contest(
+    answer: str,
+    support: Sequence[Evidence],
+    support_sources: int,
+    rival: ReaderOutput,
+    rival_support: Sequence[Evidence],
+    rival_sources: int,
+    *,
+    trusted: Sequence[Evidence],
+    memory: ReaderOutput | None,
+    guess: bool = False,
+    coordinated: tuple[bool, bool] = (False, False),
+) -> Verdict:
+    """The aggregation rule when passages read apart give `rival`, a different answer than `answer`, and each
+    is stated only by its own passages (pure; see module doc). A KG triple stating the rival wins outright; a side
+    that is one coordinated group (`coordinated`: answer's side, rival's side) loses to one that is not, as in
+    `decide`; otherwise the side with more independent sources wins; on a tie the reader's memory decides (not when
+    the answer it agrees with is one the question offers: `guess`), else the pipeline refuses."""
+    conflict = Conflict(claim_a=rival.text, source_a=sources(rival_support), claim_b=answer, source_b=sources(support))
+
+    def keep(note: str) -> Verdict:
+        return Verdict("keep", note, (replace(conflict, note=note),))
+
+    def switch(note: str) -> Verdict:
+        return Verdict("switch", note, (replace(conflict, note=note),), output=rival, evidence=tuple(rival_support))
+
+    count = f"{support_sources} source(s) state the answer, {rival_sources} the other claim"
+    group_note = "near-duplicate passages (a coordinated group counts as one unverified source)"
+    if any(asserts(rival.text, t.text) for t in trusted):
+        return switch("kept the other claim: a trusted KG triple states it")
+    if coordinated == (False, True):
+        return keep(f"kept the answer: {len(rival_support)} {group_note} state the other claim")
+    if coordinated == (True, False):
+        return switch(f"kept the other claim: {len(support)} {group_note} state the answer")
+    if support_sources != rival_sources:
+        winner = "the answer" if support_sources > rival_sources else "the other claim"
+        return (keep if support_sources > rival_sources else switch)(f"kept {winner}: {count}")
+    if is_answer(memory) and not guess:
+        assert memory is not None
+        if same_claim(answer, memory.text):
+            return keep(f"kept the answer: {count}, and the reader's memory agrees with it")
+        if same_claim(rival.text, memory.text):
+            return switch(f"kept the other claim: {count}, and the reader's memory agrees with it")
+    note = f"refused: {count}, and nothing else decides between them"
+    return Verdict("refuse", note, (replace(conflict, note=note),))
+
+
 # ---- the component -------------------------------------------------------------------------------------
 
 
@@ -280,6 +356,8 @@ class PoisonDefense:
             return Verdict("keep", "no answer to check")
         group, coordination = self.suspect_group(output.text, pool, polar=polar)
         if not group:
+            if self.config.contest and not polar:  # a yes/no answer's sides are the stance step's (rag.stance)
+                return self.contest(question, output, pool, trusted=trusted)
             return Verdict("keep", "no coordinated group asserts the answer")
         if any(asserts(output.text, t.text) for t in trusted):
             return decide(output.text, group, coordination, trusted=trusted, independent=None,
@@ -303,3 +381,47 @@ class PoisonDefense:
         return decide(output.text, group, coordination, trusted=trusted, independent=independent,
                       independent_evidence=independent_evidence, memory=memory,
                       guess=polar or asserts(output.text, question))
+
+    def contest(self, question: str, output: ReaderOutput, pool: Sequence[Evidence], *,
+                trusted: Sequence[Evidence] = ()) -> Verdict:
+        """Read apart the passages about the question that do not state the answer; weigh a different answer that
+        only they state against it (`decide_contest`). One short read, two on a tie."""
+        passages = [e for e in pool if e.aspect == "passage"]
+        support = [e for e in passages if asserts(output.text, e.text)]
+        if not support:
+            return Verdict("keep", "no passage states the answer: nothing to contest it with")
+        if any(asserts(output.text, t.text) for t in trusted):
+            return Verdict("keep", "a trusted KG triple states the answer")
+        others = [e for e in passages if e not in support]
+        relevant = about(others, question, topic_terms(question, others), coverage=self.config.topic_coverage,
+                         min_score=self.config.topic_min_score)
+        if not relevant:
+            return Verdict("keep", "no other passage about the question")
+        # Every other passage is embedded: the rival's side is counted over the whole pool, where a planted group
+        # shows itself (`about` keeps few of its near-duplicates: their shared words look generic).
+        vectors = self.encoder.encode([e.text for e in support + others])
+        near = (vectors[len(support) :] @ vectors[: len(support)].T).max(axis=1) >= self.config.contest_similarity
+        same_subject = {e.source_id for e, yes in zip(others, near) if yes}
+        rival_evidence = [e for e in relevant if e.source_id in same_subject][: self.config.max_independent]
+        if not rival_evidence:
+            return Verdict("keep", "no other passage about what the answer's passages are about")
+        rival = self.reader.read(question, rival_evidence, max_new_tokens=self.config.max_new_tokens)
+        if not is_answer(rival) or same_claim(output.text, rival.text):
+            return Verdict("keep", "the other passages agree or give no answer")
+        rival_rows = [k for k, e in enumerate(others) if e.source_id in same_subject and asserts(rival.text, e.text)]
+        rival_support = [others[k] for k in rival_rows]
+        if not rival_support or any(asserts(rival.text, e.text) for e in support):
+            # Not a rival claim: the reader took it from the question or memory, or the answer's own passages state
+            # it too (a bridge entity of a multi-hop question, a second fact of the same passage).
+            return Verdict("keep", "no claim that only other passages state")
+        threshold = self.config.coordination_similarity
+        sides = (vectors[: len(support)], vectors[[len(support) + k for k in rival_rows]])
+        support_sources, rival_sources = (count_sources(side, threshold) for side in sides)
+        support_group, rival_group = (len(side) >= self.config.min_group and mean_pairwise_similarity(side) >= threshold
+                                      for side in sides)
+        memory = None
+        if support_sources == rival_sources and support_group == rival_group:
+            memory = self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens)
+        return decide_contest(output.text, support, support_sources, rival, rival_support, rival_sources,
+                              trusted=trusted, memory=memory, coordinated=(support_group, rival_group),
+                              guess=asserts(output.text, question) or asserts(rival.text, question))

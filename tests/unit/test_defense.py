@@ -11,7 +11,9 @@ from rag.defense import (
     PoisonDefense,
     about,
     asserts,
+    count_sources,
     decide,
+    decide_contest,
     largest_cluster,
     mean_pairwise_similarity,
     same_claim,
@@ -50,7 +52,8 @@ class FakeEncoder:
 
 
 class FakeReader:
-    """Answers "23" from evidence containing the clean passage, `memory` closed-book, else "I don't know"."""
+    """Answers "23" from evidence containing the clean passage, else "24" from planted ones, `memory` closed-book,
+    else "I don't know"."""
 
     def __init__(self, memory: str = "I don't know") -> None:
         self.memory = memory
@@ -62,6 +65,8 @@ class FakeReader:
             return make_output(self.memory, [-0.1])
         if any("23 episodes" in e.text for e in evidence):
             return make_output("23", [-0.1], evidence)
+        if any("24 episodes" in e.text for e in evidence):
+            return make_output("24", [-0.1], evidence)
         return make_output("I don't know", [-0.1])
 
 
@@ -110,8 +115,9 @@ def test_planted_group_alone_is_refused_unless_memory_agrees() -> None:
 
 def test_small_or_diverse_groups_are_not_suspect() -> None:
     encoder, reader = FakeEncoder(), FakeReader()
-    defense = PoisonDefense(DefenseConfig(), encoder=encoder, reader=reader)
-    # Two planted passages are below min_group: the answer stands, no model call.
+    defense = PoisonDefense(DefenseConfig(contest=False), encoder=encoder, reader=reader)
+    # Two planted passages are below min_group: the answer stands, no model call (the contest is off here; with it
+    # on, a passage about the same thing would be read apart: tests below).
     assert defense.check(QUESTION, planted_answer(), PLANTED[:2] + [CLEAN]).action == "keep"
     assert encoder.calls == 0 and reader.calls == []
     # Three different passages that agree (independent sources) are not coordinated.
@@ -262,6 +268,92 @@ def test_an_option_the_question_names_is_not_corroborated_by_a_guess() -> None:
                   memory=make_output("Emma Bull", [-0.1]), guess=False).action == "keep"
 
 
+class SubjectEncoder:
+    """Passages on Chicago Fire's fourth season point nearly one way (cosine 0.8 between the planted and the true
+    one); anything else is orthogonal to them."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            if "24 episodes" in text:
+                rows.append([1.0, 0.0, 0.0])
+            elif "Chicago Fire" in text:
+                rows.append([0.8, 0.6, 0.0])
+            else:
+                rows.append([0.0, 0.0, 1.0])
+        return np.array(rows, dtype=np.float32)
+
+
+def test_count_sources_counts_near_duplicates_once() -> None:
+    rows = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.6, 0.8]], dtype=np.float32)
+    assert count_sources(rows, 0.9) == 3  # rows 0 and 1 are one source
+    assert count_sources(rows, 0.5) == 1  # row 3 is near every other row
+    assert count_sources(rows[:0], 0.9) == 0
+
+
+def test_a_single_planted_passage_is_contested_by_the_passage_it_contradicts() -> None:
+    # One planted passage is no coordinated group; the true passage about the same season, read apart, says 23.
+    reader = FakeReader()
+    defense = PoisonDefense(DefenseConfig(), encoder=SubjectEncoder(), reader=reader)
+    verdict = defense.check(QUESTION, planted_answer(), PLANTED[:1] + [CLEAN])
+    assert verdict.action == "refuse"  # one source each side and the reader's memory does not know
+    (conflict,) = verdict.conflicts
+    assert (conflict.claim_a, conflict.source_a, conflict.claim_b, conflict.source_b) == ("23", "clean0", "24", "adv0")
+    assert reader.calls == [("clean0",), ()]  # the rival read, then the closed-book tie-break
+    switched = PoisonDefense(DefenseConfig(), encoder=SubjectEncoder(), reader=FakeReader(memory="23")).check(
+        QUESTION, planted_answer(), PLANTED[:1] + [CLEAN])
+    assert switched.action == "switch" and switched.output is not None and switched.output.text == "23"
+    assert [e.source_id for e in switched.evidence] == ["clean0"]
+    # Two near-duplicate planted passages are still one source; the tie stands.
+    assert defense.check(QUESTION, planted_answer(), PLANTED[:2] + [CLEAN]).action == "refuse"
+    # The true answer against a coordinated group (the chain showed the true passage): kept, conflict reported, and
+    # no closed-book read.
+    reader = FakeReader()
+    true_answer = make_output("23", [-0.1], [CLEAN])
+    kept = PoisonDefense(DefenseConfig(), encoder=SubjectEncoder(), reader=reader).check(
+        QUESTION, true_answer, [CLEAN] + PLANTED)
+    assert kept.action == "keep" and kept.conflicts[0].claim_b == "23"
+    assert len(reader.calls) == 1 and "clean0" not in reader.calls[0]
+
+
+def test_no_contest_without_a_passage_about_the_same_thing_or_a_claim_only_it_states() -> None:
+    reader = FakeReader()
+    defense = PoisonDefense(DefenseConfig(), encoder=SubjectEncoder(), reader=reader)
+    other_topic = Evidence("passage", "o1", "Season 4 of the show aired 23 episodes in 2015.", 0.84)
+    verdict = defense.check(QUESTION, planted_answer(), PLANTED[:1] + [other_topic])
+    assert verdict.action == "keep" and reader.calls == []  # not about what the answer's passage is about
+    # The answer's own passage also states the other claim (a bridge entity, a second fact): no rival.
+    both = Evidence("passage", "adv9", "Chicago Fire season 4: 24 episodes, not 23 episodes as once said.", 0.9)
+    assert defense.check(QUESTION, planted_answer(), [both, CLEAN]).action == "keep"
+    assert PoisonDefense(DefenseConfig(contest=False), encoder=SubjectEncoder(), reader=FakeReader()).check(
+        QUESTION, planted_answer(), PLANTED[:1] + [CLEAN]).action == "keep"
+
+
+def test_decide_contest_weighs_sources_then_kg_then_memory() -> None:
+    rival = make_output("23", [-0.1])
+    support, rival_support = PLANTED[:2], [CLEAN]
+
+    def verdict(support_sources: int, rival_sources: int, *, memory: str | None = None, trusted=(), guess=False):
+        return decide_contest("24", support, support_sources, rival, rival_support, rival_sources, trusted=trusted,
+                              memory=make_output(memory, [-0.1]) if memory else None, guess=guess)
+
+    assert verdict(2, 1).action == "keep" and verdict(2, 1).conflicts  # kept, and the conflict is still reported
+    switched = verdict(1, 2)
+    assert switched.action == "switch" and switched.output is rival and switched.evidence == (CLEAN,)
+    assert verdict(1, 1).action == "refuse"
+    assert verdict(1, 1, memory="24 episodes").action == "keep"
+    assert verdict(1, 1, memory="23").action == "switch"
+    assert verdict(1, 1, memory="23", guess=True).action == "refuse"  # memory may be a coin toss between options
+    triple = Evidence("triple", "t1", "Chicago Fire season 4 | number of episodes | 23", 1.0)
+    assert verdict(2, 1, trusted=[triple]).action == "switch"
+    # A coordinated side loses to an independent one, whatever the counts.
+    coordinated = decide_contest("24", PLANTED, 1, rival, rival_support, 1, trusted=(), memory=None,
+                                 coordinated=(True, False))
+    assert coordinated.action == "switch"
+    assert decide_contest("23", [CLEAN], 1, make_output("24", [-0.1]), PLANTED, 1, trusted=(), memory=None,
+                          coordinated=(False, True)).action == "keep"
+
+
 def test_config_switch_and_validation() -> None:
     assert make_config("default").poison_defense is True
     assert make_config("vanilla").poison_defense is False
@@ -271,6 +363,9 @@ def test_config_switch_and_validation() -> None:
         DefenseConfig(coordination_similarity=1.5)
     with pytest.raises(InputError, match="topic_coverage"):
         DefenseConfig(topic_coverage=2.0)
+    with pytest.raises(InputError, match="contest_similarity"):
+        DefenseConfig(contest_similarity=1.5)
+    assert make_config("default", **{"defense.contest": False}).defense.contest is False
 
 
 def test_read_questions_keeps_target_and_rejects_a_bad_one(tmp_path) -> None:
