@@ -25,12 +25,13 @@ cheap enough for a CPU reader (each reader call costs seconds):
 5. Yes/no answers: no passage states "yes" word for word, so the group behind one is the largest near-duplicate
    cluster of the pool (PoisonedRAG plants five "yes" passages for "do all private schools have uniforms").
 
-Only the `check` method calls models; the rest are pure functions so the decision logic is unit-tested.
+Only `PoisonDefense`'s methods call models (and `decide_contest`, through the `recall` they hand it); the rest are
+pure functions, so the decision logic is unit-tested.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
@@ -69,8 +70,8 @@ class DefenseConfig:
     # is weighed against it (rag.defense.decide_contest).
     contest: bool = True
     # A contradiction needs two passages about the same thing: a rival passage must be at least this similar to a
-    # passage stating the answer. PoisonedRAG's single planted passage and the true one: 0.41-0.92, most >= 0.55;
-    # the other-topic passages of HotpotQA and NQ that gave another answer: mostly 0.2-0.53 (docs/RESULTS.md).
+    # passage stating the answer. In a probe, PoisonedRAG's single planted passage and the true one: 0.41-0.92, most
+    # >= 0.55; the other-topic passages of HotpotQA and NQ that gave another answer: mostly 0.2-0.53 (docs/RESULTS.md).
     contest_similarity: float = 0.55
 
     def __post_init__(self) -> None:
@@ -171,8 +172,8 @@ def count_sources(vectors: np.ndarray, threshold: float) -> int:
     left = list(range(len(vectors)))
     count = 0
     while left:
-        cluster = largest_cluster(vectors[left], threshold)
-        left = [row for k, row in enumerate(left) if k not in set(cluster)]
+        cluster = set(largest_cluster(vectors[left], threshold))
+        left = [row for k, row in enumerate(left) if k not in cluster]
         count += 1
     return count
 
@@ -275,15 +276,16 @@ def decide_contest(
     rival_sources: int,
     *,
     trusted: Sequence[Evidence],
-    memory: ReaderOutput | None,
+    recall: Callable[[], ReaderOutput | None],
     guess: bool = False,
     coordinated: tuple[bool, bool] = (False, False),
 ) -> Verdict:
     """The aggregation rule when passages read apart give `rival`, a different answer than `answer`, and each
-    is stated only by its own passages (pure; see module doc). A KG triple stating the rival wins outright; a side
-    that is one coordinated group (`coordinated`: answer's side, rival's side) loses to one that is not, as in
-    `decide`; otherwise the side with more independent sources wins; on a tie the reader's memory decides (not when
-    the answer it agrees with is one the question offers: `guess`), else the pipeline refuses."""
+    is stated only by its own passages (see module doc). A KG triple stating the rival wins outright; a side that is
+    one coordinated group (`coordinated`: answer's side, rival's side) loses to one that is not, as in `decide`;
+    otherwise the side with more independent sources wins; on a tie the reader's memory (`recall()`, called only
+    then: a closed-book read) decides, not when the answer it agrees with is one the question offers (`guess`);
+    else the pipeline refuses."""
     conflict = Conflict(claim_a=rival.text, source_a=sources(rival_support), claim_b=answer, source_b=sources(support))
 
     def keep(note: str) -> Verdict:
@@ -300,9 +302,11 @@ def decide_contest(
         return keep(f"kept the answer: {len(rival_support)} {group_note} state the other claim")
     if coordinated == (True, False):
         return switch(f"kept the other claim: {len(support)} {group_note} state the answer")
-    if support_sources != rival_sources:
-        winner = "the answer" if support_sources > rival_sources else "the other claim"
-        return (keep if support_sources > rival_sources else switch)(f"kept {winner}: {count}")
+    if support_sources > rival_sources:
+        return keep(f"kept the answer: {count}")
+    if rival_sources > support_sources:
+        return switch(f"kept the other claim: {count}")
+    memory = recall()
     if is_answer(memory) and not guess:
         assert memory is not None
         if same_claim(answer, memory.text):
@@ -341,6 +345,11 @@ class PoisonDefense:
             return [], coordination
         return [candidates[i] for i in members], coordination
 
+    def about_question(self, question: str, passages: Sequence[Evidence]) -> list[Evidence]:
+        """`about` with this config's bars, the topic terms taken from `passages` themselves."""
+        return about(passages, question, topic_terms(question, passages), coverage=self.config.topic_coverage,
+                     min_score=self.config.topic_min_score)
+
     def check(
         self,
         question: str,
@@ -363,9 +372,8 @@ class PoisonDefense:
             return decide(output.text, group, coordination, trusted=trusted, independent=None,
                           independent_evidence=(), memory=None)
         in_group = {e.source_id for e in group}
-        others = [e for e in pool if e.aspect == "passage" and e.source_id not in in_group]
-        relevant = about(others, question, topic_terms(question, others), coverage=self.config.topic_coverage,
-                         min_score=self.config.topic_min_score)
+        outside = [e for e in pool if e.aspect == "passage" and e.source_id not in in_group]
+        relevant = self.about_question(question, outside)
         independent_evidence = list(trusted) + relevant[: self.config.max_independent]
         independent = None
         if independent_evidence:
@@ -393,8 +401,7 @@ class PoisonDefense:
         if any(asserts(output.text, t.text) for t in trusted):
             return Verdict("keep", "a trusted KG triple states the answer")
         others = [e for e in passages if e not in support]
-        relevant = about(others, question, topic_terms(question, others), coverage=self.config.topic_coverage,
-                         min_score=self.config.topic_min_score)
+        relevant = self.about_question(question, others)
         if not relevant:
             return Verdict("keep", "no other passage about the question")
         # Every other passage is embedded: the rival's side is counted over the whole pool, where a planted group
@@ -419,9 +426,7 @@ class PoisonDefense:
         support_sources, rival_sources = (count_sources(side, threshold) for side in sides)
         support_group, rival_group = (len(side) >= self.config.min_group and mean_pairwise_similarity(side) >= threshold
                                       for side in sides)
-        memory = None
-        if support_sources == rival_sources and support_group == rival_group:
-            memory = self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens)
         return decide_contest(output.text, support, support_sources, rival, rival_support, rival_sources,
-                              trusted=trusted, memory=memory, coordinated=(support_group, rival_group),
+                              trusted=trusted, coordinated=(support_group, rival_group),
+                              recall=lambda: self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens),
                               guess=asserts(output.text, question) or asserts(rival.text, question))

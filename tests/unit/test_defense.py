@@ -329,13 +329,17 @@ def test_no_contest_without_a_passage_about_the_same_thing_or_a_claim_only_it_st
         QUESTION, planted_answer(), PLANTED[:1] + [CLEAN]).action == "keep"
 
 
+def no_read():
+    raise AssertionError("the reader's memory is read only on a tie")
+
+
 def test_decide_contest_weighs_sources_then_kg_then_memory() -> None:
     rival = make_output("23", [-0.1])
     support, rival_support = PLANTED[:2], [CLEAN]
 
     def verdict(support_sources: int, rival_sources: int, *, memory: str | None = None, trusted=(), guess=False):
         return decide_contest("24", support, support_sources, rival, rival_support, rival_sources, trusted=trusted,
-                              memory=make_output(memory, [-0.1]) if memory else None, guess=guess)
+                              recall=lambda: make_output(memory, [-0.1]) if memory else None, guess=guess)
 
     assert verdict(2, 1).action == "keep" and verdict(2, 1).conflicts  # kept, and the conflict is still reported
     switched = verdict(1, 2)
@@ -347,10 +351,10 @@ def test_decide_contest_weighs_sources_then_kg_then_memory() -> None:
     triple = Evidence("triple", "t1", "Chicago Fire season 4 | number of episodes | 23", 1.0)
     assert verdict(2, 1, trusted=[triple]).action == "switch"
     # A coordinated side loses to an independent one, whatever the counts.
-    coordinated = decide_contest("24", PLANTED, 1, rival, rival_support, 1, trusted=(), memory=None,
+    coordinated = decide_contest("24", PLANTED, 1, rival, rival_support, 1, trusted=(), recall=no_read,
                                  coordinated=(True, False))
     assert coordinated.action == "switch"
-    assert decide_contest("23", [CLEAN], 1, make_output("24", [-0.1]), PLANTED, 1, trusted=(), memory=None,
+    assert decide_contest("23", [CLEAN], 1, make_output("24", [-0.1]), PLANTED, 1, trusted=(), recall=no_read,
                           coordinated=(False, True)).action == "keep"
 
 
