@@ -15,7 +15,9 @@ cheap enough for a CPU reader (each reader call costs seconds):
    group and both claims are reported as a `Conflict`; with no other support the pipeline refuses rather than
    repeat an uncorroborated coordinated claim. An isolated answer that no independent passage states is no
    source (the reader took it from the question), and memory agreeing with a yes/no or with an option the
-   question names is no corroboration (it may be a guess).
+   question names is no corroboration (it may be a guess). Real reports of one news story read alike too: when the
+   other answer also rests on a coordinated group, the group behind the answer may be the true one, so neither
+   side wins for the other being a group; they are weighed as in the contest (4).
 4. Contest (no coordinated group): one planted passage is no group, yet a 0.5B reader follows it as readily as
    five. The passages about the question that do not state the answer, and are about the same thing as a passage
    that does (a contradiction, not another topic), are read apart; when they give another answer that only they
@@ -127,21 +129,30 @@ def claim_tokens(answer: str) -> tuple[str, ...]:
     return kept or tuple(tokens)
 
 
+def word_stem(token: str) -> str:
+    """A word without a final plural or possessive "s": normalising drops the apostrophe, so "Brandon Tatum's
+    campaign" reads "brandon tatums campaign", which must still state "Brandon Tatum"."""
+    return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
+
+
 def asserts(answer: str, text: str) -> bool:
-    """Does `text` state `answer`? The whole answer as words, or (multi-word answers) all its content words."""
+    """Does `text` state `answer`? The whole answer as words, or (multi-word answers) all its content words; a
+    plural or possessive "s" is no other word."""
     needle = normalize_answer(answer)
     if not needle:
         return False
-    haystack = f" {normalize_answer(text)} "
-    if f" {needle} " in haystack:
+    words = [word_stem(t) for t in normalize_answer(text).split()]
+    if f" {' '.join(word_stem(t) for t in needle.split())} " in f" {' '.join(words)} ":
         return True
     tokens = claim_tokens(answer)
-    return len(tokens) >= 1 and all(f" {t} " in haystack for t in tokens)
+    vocabulary = set(words)
+    return len(tokens) >= 1 and all(word_stem(t) in vocabulary for t in tokens)
 
 
 def same_claim(a: str, b: str) -> bool:
-    """Two short answers agree when one's content words contain the other's ("24" vs "24 episodes")."""
-    ta, tb = set(claim_tokens(a)), set(claim_tokens(b))
+    """Two short answers agree when one's content words contain the other's ("24" vs "24 episodes"; "Brandon
+    Tatums" and "Brandon Tatum" too)."""
+    ta, tb = ({word_stem(t) for t in claim_tokens(x)} for x in (a, b))
     if not ta or not tb:
         return False
     return ta <= tb or tb <= ta
@@ -383,12 +394,36 @@ class PoisonDefense:
                 # No independent passage states it: the reader took it from the question (an option it names) or
                 # from memory, so it is no independent source.
                 independent = None
+        guess = polar or asserts(output.text, question)
+        if not polar and is_answer(independent) and not same_claim(output.text, independent.text):
+            assert independent is not None
+            rival_support = [e for e in outside if asserts(independent.text, e.text)]
+            vectors = self.encoder.encode([e.text for e in group + rival_support])
+            sides = (vectors[: len(group)], vectors[len(group) :])
+            if self.coordinated(sides[1]):
+                # Both claims rest on near-duplicate groups: many real reports of one news story read alike too, and
+                # the planted group is then the one outside. Neither side may win for the other being a group.
+                threshold = self.config.coordination_similarity
+                return decide_contest(output.text, group, count_sources(sides[0], threshold), independent,
+                                      rival_support, count_sources(sides[1], threshold), trusted=trusted,
+                                      recall=lambda: self.recall(question), coordinated=(True, True),
+                                      guess=guess or asserts(independent.text, question))
         memory = None
         if not is_answer(independent):
-            memory = self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens)
+            memory = self.recall(question)
         return decide(output.text, group, coordination, trusted=trusted, independent=independent,
-                      independent_evidence=independent_evidence, memory=memory,
-                      guess=polar or asserts(output.text, question))
+                      independent_evidence=independent_evidence, memory=memory, guess=guess)
+
+    def coordinated(self, vectors: np.ndarray) -> bool:
+        """Whether passages with these (normalised) embeddings are one coordinated group (see module doc)."""
+        return (len(vectors) >= self.config.min_group
+                and mean_pairwise_similarity(vectors) >= self.config.coordination_similarity)
+
+    def recall(self, question: str) -> ReaderOutput | None:
+        """The reader's memory: a closed-book read. An answer made of the question's own words ("The country said it
+        will ban smoking on beaches" for "Which country said it will ban smoking on beaches?") is none."""
+        memory = self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens)
+        return None if is_answer(memory) and asserts(memory.text, question) else memory
 
     def contest(self, question: str, output: ReaderOutput, pool: Sequence[Evidence], *,
                 trusted: Sequence[Evidence] = ()) -> Verdict:
@@ -424,9 +459,7 @@ class PoisonDefense:
         threshold = self.config.coordination_similarity
         sides = (vectors[: len(support)], vectors[[len(support) + k for k in rival_rows]])
         support_sources, rival_sources = (count_sources(side, threshold) for side in sides)
-        support_group, rival_group = (len(side) >= self.config.min_group and mean_pairwise_similarity(side) >= threshold
-                                      for side in sides)
         return decide_contest(output.text, support, support_sources, rival, rival_support, rival_sources,
-                              trusted=trusted, coordinated=(support_group, rival_group),
-                              recall=lambda: self.reader.read(question, [], max_new_tokens=self.config.max_new_tokens),
+                              trusted=trusted, coordinated=(self.coordinated(sides[0]), self.coordinated(sides[1])),
+                              recall=lambda: self.recall(question),
                               guess=asserts(output.text, question) or asserts(rival.text, question))

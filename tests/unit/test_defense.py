@@ -81,6 +81,12 @@ def test_asserts_and_same_claim() -> None:
     assert same_claim("24", "24 episodes")
     assert not same_claim("23", "24 episodes")
     assert not same_claim("", "24")
+    # Normalising drops the apostrophe: a possessive or plural "s" is the same word.
+    assert asserts("Brandon Tatum", "Brandon Tatum's campaign for the House seat")
+    assert asserts("Brandon Tatum", "With Brandon Tatums campaign gaining traction")
+    assert same_claim("Brandon Tatums", "Brandon Tatum")
+    assert not asserts("Brandon Tatum", "Brandon Tatsum's campaign")
+    assert not asserts("Mass", "the mas of the sun")  # "ss" is no plural
 
 
 def test_mean_pairwise_similarity() -> None:
@@ -111,6 +117,34 @@ def test_planted_group_alone_is_refused_unless_memory_agrees() -> None:
     assert verdict.action == "refuse" and verdict.conflicts[0].claim_a == "23"
     agreeing = PoisonDefense(DefenseConfig(), encoder=FakeEncoder(), reader=FakeReader(memory="24 episodes"))
     assert agreeing.check(QUESTION, planted_answer(), PLANTED).action == "keep"
+
+
+def test_memory_that_restates_the_question_is_no_claim() -> None:
+    # A closed-book read that only echoes the question's words refuses the planted group without a bogus conflict.
+    echo = PoisonDefense(DefenseConfig(), encoder=FakeEncoder(), reader=FakeReader(memory="Chicago Fire season 4"))
+    verdict = echo.check(QUESTION, planted_answer(), PLANTED)
+    assert verdict.action == "refuse" and verdict.conflicts == ()
+
+
+def test_a_group_is_not_overturned_by_another_group_read_apart() -> None:
+    # Real reports of one story read alike (a coordinated-looking group of three); the planted group outside them,
+    # read apart, must not win just because the answer's side is a group too: one source each, memory decides.
+    reports = [Evidence("passage", f"r{i}", f"Chicago Fire's fourth season ran 23 episodes, outlet {i} says.", 0.85)
+               for i in range(3)]
+    true_answer = make_output("23", [-0.1], reports[:2])
+    reader = FakeReader()
+    verdict = PoisonDefense(DefenseConfig(), encoder=SubjectEncoder(), reader=reader).check(
+        QUESTION, true_answer, reports + PLANTED)
+    assert verdict.action == "refuse"
+    (conflict,) = verdict.conflicts
+    assert conflict.claim_b == "23" and set(conflict.source_a.split(",")) == {f"adv{i}" for i in range(5)}
+    assert reader.calls[-1] == ()  # the tie went to the reader's memory
+    kept = PoisonDefense(DefenseConfig(), encoder=SubjectEncoder(), reader=FakeReader(memory="23")).check(
+        QUESTION, true_answer, reports + PLANTED)
+    assert kept.action == "keep" and kept.conflicts
+    # Against a lone passage (PoisonedRAG's true one) the planted group still loses outright.
+    assert PoisonDefense(DefenseConfig(), encoder=SubjectEncoder(), reader=FakeReader()).check(
+        QUESTION, planted_answer(), PLANTED + [CLEAN]).action == "switch"
 
 
 def test_small_or_diverse_groups_are_not_suspect() -> None:
